@@ -1,0 +1,124 @@
+"""Entry point with CoOp's command line:
+
+    python train.py --root DATA --seed 1 --trainer ZeroshotCLIP \
+        --dataset-config-file configs/datasets/oxford_pets.yaml \
+        --config-file configs/trainers/ZeroshotCLIP/rn50.yaml \
+        --output-dir output/oxford_pets/ZeroshotCLIP/rn50/seed1 [--eval-only] [KEY VALUE ...]
+
+Config merge order (Dassl / CoOp): defaults -> our nodes and every trainer's node ->
+dataset yaml -> method yaml -> flags -> trailing KEY VALUE pairs. Unlike CoOp, ``--seed 0``
+is honoured; a negative seed draws a random one and logs it.
+"""
+import argparse
+import functools
+import platform
+import sys
+import traceback
+from importlib import metadata
+
+import torch
+
+import datasets  # noqa: F401  (registers the datasets)
+import trainers  # noqa: F401  (registers the trainers)
+from trainers.config import get_cfg_default, merge_file, merge_opts, resolve_seed
+from trainers.logger import log_to
+from trainers.registry import build_trainer
+from trainers.seeding import set_random_seed
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", type=str, default="", help="path to the datasets folder")
+    p.add_argument("--output-dir", type=str, default="", help="output directory")
+    p.add_argument("--resume", type=str, default="", help="checkpoint directory to resume training from")
+    p.add_argument("--seed", type=int, default=None, help="random seed (0 works; negative = random)")
+    p.add_argument("--source-domains", type=str, nargs="+", help="source domains (Dassl DA/DG)")
+    p.add_argument("--target-domains", type=str, nargs="+", help="target domains (Dassl DA/DG)")
+    p.add_argument("--transforms", type=str, nargs="+", help="data augmentation methods")
+    p.add_argument("--config-file", type=str, default="", help="path to the method config file")
+    p.add_argument("--dataset-config-file", type=str, default="", help="path to the dataset config file")
+    p.add_argument("--trainer", type=str, default="", help="name of the trainer")
+    p.add_argument("--backbone", type=str, default="", help="CLIP backbone (RN50, ViT-B/16, open_clip name)")
+    p.add_argument("--head", type=str, default="", help="name of the head (Dassl)")
+    p.add_argument("--eval-only", action="store_true", help="evaluation only")
+    p.add_argument("--model-dir", type=str, default="", help="load the model from this directory (eval-only)")
+    p.add_argument("--load-epoch", type=int, help="load the model weights of this epoch (eval-only)")
+    p.add_argument("--no-train", action="store_true", help="build everything but do not train")
+    p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE pairs to override the config")
+    return p
+
+
+def setup_cfg(args):
+    cfg = get_cfg_default()
+    if args.dataset_config_file:
+        merge_file(cfg, args.dataset_config_file)
+    if args.config_file:
+        merge_file(cfg, args.config_file)
+    flags = {
+        "DATASET.ROOT": args.root, "OUTPUT_DIR": args.output_dir, "RESUME": args.resume,
+        "DATASET.SOURCE_DOMAINS": args.source_domains, "DATASET.TARGET_DOMAINS": args.target_domains,
+        "INPUT.TRANSFORMS": args.transforms, "TRAINER.NAME": args.trainer,
+        "MODEL.BACKBONE.NAME": args.backbone, "MODEL.HEAD.NAME": args.head,
+    }
+    for key, value in flags.items():
+        if value:
+            *parents, leaf = key.split(".")
+            functools.reduce(getattr, parents, cfg)[leaf] = value
+    if args.seed is not None:
+        cfg.SEED = args.seed
+    merge_opts(cfg, args.opts or [])
+    drew_seed = resolve_seed(cfg)
+    cfg.freeze()
+    return cfg, drew_seed
+
+
+def print_args(args, cfg):
+    print("***************\n** Arguments **\n***************")
+    for key in sorted(vars(args)):
+        print(f"{key}: {getattr(args, key)}")
+    print("************\n** Config **\n************")
+    print(cfg)
+
+
+def env_info():
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return (f"Python {platform.python_version()}, torch {torch.__version__}, "
+            f"open_clip {metadata.version('open_clip_torch')}, device {device}")
+
+
+def run(cfg, args, drew_seed):
+    if drew_seed:
+        print(f"Seed was negative (random): drew seed {cfg.SEED}; rerun with --seed {cfg.SEED} to repeat this run")
+    print(f"Setting fixed seed: {cfg.SEED}")
+    set_random_seed(cfg.SEED)
+    print_args(args, cfg)
+    print("Collecting env info ...")
+    print(f"** System info **\n{env_info()}\n")
+    trainer = build_trainer(cfg)
+    if args.eval_only:
+        trainer.load_model(args.model_dir, epoch=args.load_epoch)
+        trainer.test()
+    elif not args.no_train:
+        trainer.train()
+    trainer.report()
+    return trainer
+
+
+def main(argv=None, echo=True):
+    """Run one experiment; everything printed also goes to ``<OUTPUT_DIR>/log.txt``."""
+    args = build_parser().parse_args(argv)
+    cfg, drew_seed = setup_cfg(args)
+    with log_to(cfg.OUTPUT_DIR, echo=echo) as log:
+        try:
+            return run(cfg, args, drew_seed)
+        except Exception:
+            log.write_file_only(traceback.format_exc())
+            raise
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:  # the traceback is in log.txt; the console gets one clear line
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,167 @@
+"""Frozen CLIP features for a dataset, through the feature cache.
+
+The CLIP model is built only when something must be encoded: a run whose features are all
+cached never loads the weights (the cache key needs only the weights file's digest).
+"""
+import json
+import os
+
+import torch
+from torch.utils.data import DataLoader
+
+import open_clip
+from datasets.atomic_io import write_json
+from datasets.feature_source import FeatureSource, augment_views
+from datasets.image_loading import ImageViews
+from datasets.stable_seed import stable_seed
+from datasets.transforms import augment_transform, eval_transform
+
+from .clip_backbone import BackboneError, load_clip, resolve_backbone
+from .feature_cache import FeatureCache, default_cache_root, entry_key
+from .logger import progress
+from .templates import format_prompt
+
+
+class ViewSeeds:
+    """Seed of augmented view ``index`` for item ``i``: a function of the image's path only."""
+
+    def __init__(self, seed, index, relpaths):
+        self.seed, self.index, self.relpaths = seed, index, relpaths
+
+    def __call__(self, i):
+        return stable_seed(self.seed, self.relpaths[i], self.index)
+
+
+class CLIPFeatureSource(FeatureSource):
+    def __init__(self, cfg, dataset):
+        self.cfg = cfg
+        root = cfg.FEATURES.CACHE_DIR or default_cache_root()
+        self.spec = resolve_backbone(cfg, digest_memo=os.path.join(root, "weights_digests.json"))
+        self.cache = FeatureCache(os.path.join(root, self.spec.slug))
+        self.device = torch.device("cuda" if torch.cuda.is_available() and cfg.USE_CUDA else "cpu")
+        self.precision = cfg.CLIP.PRECISION if self.device.type == "cuda" else "fp32"
+        if self.precision not in ("amp", "fp16", "fp32"):
+            raise ValueError(f"CLIP.PRECISION must be amp, fp16 or fp32, got {cfg.CLIP.PRECISION!r}")
+        self.dataset_name = cfg.DATASET.NAME
+        self.base_dir = dataset.dataset_dir
+        self._model = None
+
+    def summary(self):
+        s = self.spec
+        return (f"CLIP {s.name} (open_clip {s.model_name}, weights {s.pretrained}, digest {s.digest[:12]}), "
+                f"precision {self.precision}, cache {self.cache.directory}")
+
+    # --- the model, built on demand -------------------------------------------------------
+    @property
+    def card_path(self):
+        return os.path.join(self.cache.directory, "model.json")
+
+    def model(self):
+        if self._model is None:
+            print(f"Loading CLIP {self.spec.name} ({self.spec.model_name}, {self.spec.pretrained}) on {self.device}")
+            model = load_clip(self.spec, self.device)
+            self.check_input_size(model)
+            if self.precision == "fp16":
+                model = model.half()
+            write_json({"name": self.spec.name, "model_name": self.spec.model_name,
+                        "pretrained": self.spec.pretrained, "digest": self.spec.digest,
+                        "logit_scale": float(model.logit_scale.exp())}, self.card_path)
+            self._model = model
+        return self._model
+
+    def check_input_size(self, model):
+        size = model.visual.image_size
+        size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+        if size != tuple(self.cfg.INPUT.SIZE):
+            raise BackboneError(f"INPUT.SIZE {tuple(self.cfg.INPUT.SIZE)} does not match the input size {size} "
+                                f"of backbone {self.spec.name}; set INPUT.SIZE {size}")
+
+    @property
+    def logit_scale(self):
+        if not os.path.isfile(self.card_path):
+            self.model()
+        with open(self.card_path) as f:
+            return json.load(f)["logit_scale"]
+
+    def autocast(self):
+        return torch.autocast("cuda", dtype=torch.float16, enabled=self.precision == "amp")
+
+    # --- images ---------------------------------------------------------------------------
+    def image_features(self, items, split, view=None):
+        return self._image_views(items, split, [view])[0]
+
+    def augmented_image_features(self, items, split, num_views, scale=(0.5, 1.0), flip=True, seed=0):
+        return self._image_views(items, split, augment_views(num_views, scale, flip, seed))
+
+    def _image_views(self, items, split, views):
+        """``[V, N, d]`` features of ``items`` under each view; only missing views are encoded."""
+        relpaths = [os.path.relpath(item.impath, self.base_dir) for item in items]
+        found, keys = [], []
+        for view in views:
+            label, key = self.image_entry(split, relpaths, view)
+            keys.append((label, key))
+            found.append(self.cache.load(self.dataset_name, label, key, relpaths))
+        missing = [j for j, feats in enumerate(found) if feats is None]
+        if missing:
+            encoded = self.encode_images(items, relpaths, split, [views[j] for j in missing])
+            for j, feats in zip(missing, encoded):
+                label, key = keys[j]
+                found[j] = self.cache.save(self.dataset_name, label, key, relpaths, feats,
+                                           meta={"split": split, "transform": self.view_transform(views[j], relpaths)[1]})
+        return torch.stack(found)
+
+    def image_entry(self, split, relpaths, view):
+        label = f"{split}-eval" if view is None else f"{split}-aug{view.index}"
+        key = entry_key(kind="image", backbone=self.spec.digest, dataset=self.dataset_name, split=split,
+                        paths=relpaths, transform=self.view_transform(view, relpaths)[1], precision=self.precision)
+        return label, key
+
+    def view_transform(self, view, relpaths):
+        """``((transform, seed_of), description)`` of a view for ``ImageViews``."""
+        if view is None:
+            transform, desc = eval_transform(self.cfg.INPUT)
+            return (transform, None), desc
+        transform, desc = augment_transform(self.cfg.INPUT, view.scale, view.flip)
+        return (transform, ViewSeeds(view.seed, view.index, relpaths)), f"{desc};seed={view.seed};view={view.index}"
+
+    @torch.no_grad()
+    def encode_images(self, items, relpaths, split, views):
+        model = self.model()
+        dataset = ImageViews([item.impath for item in items], [self.view_transform(v, relpaths)[0] for v in views])
+        loader = DataLoader(dataset, batch_size=self.cfg.DATALOADER.TEST.BATCH_SIZE,
+                            num_workers=self.cfg.DATALOADER.NUM_WORKERS, pin_memory=self.device.type == "cuda")
+        out = None
+        desc = f"Encoding {self.dataset_name}/{split} ({len(items):,} images x {len(views)} view(s))"
+        print(desc)
+        for images, index in progress(loader, desc=desc, total=len(loader), unit="batch"):
+            b, v = images.shape[:2]
+            images = images.flatten(0, 1).to(self.device, non_blocking=True)
+            if self.precision == "fp16":
+                images = images.half()
+            with self.autocast():
+                feats = model.encode_image(images).float().view(b, v, -1).transpose(0, 1).cpu()
+            if out is None:
+                out = torch.empty(v, len(items), feats.shape[-1])
+            out[:, index] = feats
+        return out
+
+    # --- texts ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def text_features(self, classnames, templates):
+        prompts = [format_prompt(t, c) for c in classnames for t in templates]
+        key = entry_key(kind="text", backbone=self.spec.digest, prompts=prompts, precision=self.precision)
+        feats = self.cache.load("text", "prompts", key, prompts)
+        if feats is None:
+            feats = self.cache.save("text", "prompts", key, prompts, self.encode_texts(prompts),
+                                    meta={"templates": list(templates)})
+        return feats.view(len(classnames), len(templates), -1)
+
+    def encode_texts(self, prompts, batch_size=256):
+        model = self.model()
+        tokenizer = open_clip.get_tokenizer(self.spec.model_name)
+        chunks = []
+        for start in progress(range(0, len(prompts), batch_size), desc="Encoding prompts"):
+            tokens = tokenizer(prompts[start:start + batch_size]).to(self.device)
+            with self.autocast():
+                chunks.append(model.encode_text(tokens).float().cpu())
+        return torch.cat(chunks)

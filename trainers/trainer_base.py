@@ -1,0 +1,240 @@
+"""TrainerBase: Dassl's SimpleTrainer/TrainerX loop, log lines and checkpoint layout.
+
+Subclasses build their data (``build_data``) and model (``build_model``, calling
+``register_model``), implement ``forward_backward(batch) -> {loss name: value}`` and
+``model_inference(input) -> logits``, and provide ``train_loader_x`` plus
+``test_batches(split)``. Training-free trainers set ``trains = False``: ``train()`` then goes
+straight to the final evaluation, still printing "Finish training" so CoOp's parser reads it.
+"""
+import datetime
+import os
+import time
+from collections import OrderedDict
+
+import numpy as np
+import torch
+
+from .checkpoint import BEST_NAME, checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
+from .evaluator import Classification
+from .seeding import rng_state, set_rng_state
+
+
+class AverageMeter:
+    def __init__(self):
+        self.val = self.sum = 0.0
+        self.count = 0
+
+    def update(self, val, n=1):
+        self.val = float(val)
+        self.sum += float(val) * n
+        self.count += n
+
+    @property
+    def avg(self):
+        return self.sum / max(self.count, 1)
+
+
+class TrainerBase:
+    trains = True  # False: training-free (zero-shot, Tip-Adapter): no epochs, no checkpoint
+    feature_level = False  # True: works on frozen features (runs on the simulated benchmark)
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.device = torch.device("cuda" if torch.cuda.is_available() and cfg.USE_CUDA else "cpu")
+        self.output_dir = cfg.OUTPUT_DIR
+        self.start_epoch = self.epoch = 0
+        self.max_epoch = cfg.OPTIM.MAX_EPOCH
+        self._models, self._optims, self._scheds = OrderedDict(), OrderedDict(), OrderedDict()
+        self.best_result = -np.inf
+        self.build_data()
+        self.build_model()
+        self.evaluator = Classification(cfg, self.lab2cname)
+
+    # --- to implement -------------------------------------------------------------
+    def build_data(self):
+        raise NotImplementedError
+
+    def build_model(self):
+        raise NotImplementedError
+
+    def forward_backward(self, batch):
+        raise NotImplementedError
+
+    def model_inference(self, inputs):
+        raise NotImplementedError
+
+    def report(self):
+        """Print end-of-run summaries; FeatureTrainer reports the feature cache's hits and misses."""
+
+    def test_batches(self, split):
+        """An iterable of ``(inputs, labels)`` on ``self.device`` for ``split`` ("val" or "test")."""
+        raise NotImplementedError
+
+    # --- models ---------------------------------------------------------------------
+    def register_model(self, name, model, optim=None, sched=None):
+        if name in self._models:
+            raise KeyError(f"model {name!r} registered twice")
+        self._models[name], self._optims[name], self._scheds[name] = model, optim, sched
+
+    def set_model_mode(self, mode):
+        for model in self._models.values():
+            model.train(mode == "train")
+
+    def update_lr(self):
+        for sched in self._scheds.values():
+            if sched is not None:
+                sched.step()
+
+    def get_current_lr(self):
+        optims = [o for o in self._optims.values() if o is not None]
+        return optims[0].param_groups[0]["lr"] if optims else 0.0
+
+    def model_backward_and_update(self, loss, names=None):
+        if not torch.isfinite(loss).all():
+            raise FloatingPointError(f"loss is {loss.item()} at epoch {self.epoch + 1}: training diverged")
+        names = names or list(self._models)
+        for name in names:
+            if self._optims[name] is not None:
+                self._optims[name].zero_grad()
+        loss.backward()
+        for name in names:
+            if self._optims[name] is not None:
+                self._optims[name].step()
+
+    # --- checkpoints ----------------------------------------------------------------
+    def save_model(self, epoch, directory, val_result=None, model_name=""):
+        for name, model in self._models.items():
+            optim, sched = self._optims[name], self._scheds[name]
+            state = {
+                "state_dict": model.state_dict(),
+                "epoch": epoch + 1,
+                "optimizer": optim.state_dict() if optim is not None else None,
+                "scheduler": sched.state_dict() if sched is not None else None,
+                "val_result": val_result,
+                "rng_state": rng_state(),
+            }
+            save_checkpoint(state, os.path.join(directory, name), model_name=model_name)
+
+    def resume_model_if_exist(self, directory):
+        """Restore every registered model, optimizer, scheduler and the RNGs from the latest
+        checkpoint under ``directory``; return the epoch to start from (0 if none)."""
+        paths = {name: latest_checkpoint(os.path.join(directory, name)) for name in self._models}
+        if not self._models or any(p is None for p in paths.values()):
+            print("No checkpoint found, train from scratch")
+            return 0
+        print(f"Found checkpoint at {directory} (will resume training)")
+        start_epoch = 0
+        for name, path in paths.items():
+            ckpt = load_checkpoint(path)
+            self._models[name].load_state_dict(ckpt["state_dict"])
+            if self._optims[name] is not None and ckpt["optimizer"] is not None:
+                self._optims[name].load_state_dict(ckpt["optimizer"])
+            if self._scheds[name] is not None and ckpt["scheduler"] is not None:
+                self._scheds[name].load_state_dict(ckpt["scheduler"])
+            set_rng_state(ckpt["rng_state"])
+            start_epoch = ckpt["epoch"]
+            print(f"Loaded {path} (epoch={start_epoch})")
+        return start_epoch
+
+    def load_model(self, directory, epoch=None):
+        """Load weights for evaluation: ``model.pth.tar-<epoch>``, else ``model-best.pth.tar``,
+        else the latest checkpoint (Dassl only tries the best one)."""
+        if not self._models:
+            return
+        if not directory:
+            print("Note that load_model() is skipped as no pretrained model is given")
+            return
+        for name, model in self._models.items():
+            folder = os.path.join(directory, name)
+            if epoch is not None:
+                path = os.path.join(folder, checkpoint_name(epoch))
+            elif os.path.isfile(os.path.join(folder, BEST_NAME)):
+                path = os.path.join(folder, BEST_NAME)
+            else:
+                path = latest_checkpoint(folder) or os.path.join(folder, BEST_NAME)
+            ckpt = load_checkpoint(path)
+            self.load_state_for_eval(name, model, ckpt["state_dict"])
+            val = ckpt.get("val_result")
+            val_text = f"{val:.1f}" if val is not None else "none"
+            print(f"Load {path} to {name} (epoch={ckpt['epoch']}, val_result={val_text})")
+
+    def load_state_for_eval(self, name, model, state_dict):
+        """Hook for trainers whose class-dependent buffers differ across datasets."""
+        model.load_state_dict(state_dict)
+
+    # --- the loop ---------------------------------------------------------------------
+    def train(self):
+        if not self.trains:
+            self.time_start = time.time()
+            self.after_train()
+            return
+        self.before_train()
+        for self.epoch in range(self.start_epoch, self.max_epoch):
+            self.run_epoch()
+            self.after_epoch()
+        self.after_train()
+
+    def before_train(self):
+        self.start_epoch = self.resume_model_if_exist(self.cfg.RESUME or self.output_dir)
+        self.time_start = time.time()
+
+    def run_epoch(self):
+        self.set_model_mode("train")
+        meters = OrderedDict()
+        batch_time, data_time = AverageMeter(), AverageMeter()
+        self.num_batches = len(self.train_loader_x)
+        print_freq = self.cfg.TRAIN.PRINT_FREQ
+        end = time.time()
+        for self.batch_idx, batch in enumerate(self.train_loader_x):
+            data_time.update(time.time() - end)
+            summary = self.forward_backward(batch)
+            batch_time.update(time.time() - end)
+            for key, value in summary.items():
+                meters.setdefault(key, AverageMeter()).update(value)
+            if (self.batch_idx + 1) % print_freq == 0 or self.num_batches < print_freq:
+                remaining = self.num_batches - self.batch_idx - 1
+                remaining += (self.max_epoch - self.epoch - 1) * self.num_batches
+                eta = str(datetime.timedelta(seconds=int(batch_time.avg * remaining)))
+                losses = " ".join(f"{k} {m.val:.4f} ({m.avg:.4f})" for k, m in meters.items())
+                print(f"epoch [{self.epoch + 1}/{self.max_epoch}] batch [{self.batch_idx + 1}/{self.num_batches}] "
+                      f"time {batch_time.val:.3f} ({batch_time.avg:.3f}) data {data_time.val:.3f} "
+                      f"({data_time.avg:.3f}) {losses} lr {self.get_current_lr():.4e} eta {eta}")
+            end = time.time()
+        self.update_lr()
+
+    def after_epoch(self):
+        cfg = self.cfg
+        last_epoch = self.epoch + 1 == self.max_epoch
+        freq = cfg.TRAIN.CHECKPOINT_FREQ
+        if not cfg.TEST.NO_TEST and cfg.TEST.FINAL_MODEL == "best_val":
+            result = self.test(split="val")
+            if result > self.best_result:
+                self.best_result = result
+                self.save_model(self.epoch, self.output_dir, val_result=result, model_name=BEST_NAME)
+        if last_epoch or (freq > 0 and (self.epoch + 1) % freq == 0):
+            self.save_model(self.epoch, self.output_dir)
+
+    def after_train(self):
+        print("Finish training")
+        if not self.cfg.TEST.NO_TEST:
+            if self.trains and self.cfg.TEST.FINAL_MODEL == "best_val":
+                print("Deploy the model with the best val performance")
+                self.load_model(self.output_dir)
+            else:
+                print("Deploy the last-epoch model")
+            self.test()
+        elapsed = datetime.timedelta(seconds=round(time.time() - self.time_start))
+        print(f"Elapsed: {elapsed}")
+
+    @torch.no_grad()
+    def test(self, split=None):
+        """Evaluate on ``split`` (TEST.SPLIT by default), print the result block, return accuracy."""
+        self.set_model_mode("eval")
+        self.evaluator.reset()
+        split = split or self.cfg.TEST.SPLIT
+        batches = self.test_batches(split)  # may encode features: keep that out of the result block
+        print(f"Evaluate on the *{split}* set")
+        for inputs, labels in batches:
+            self.evaluator.process(self.model_inference(inputs), labels)
+        results = self.evaluator.evaluate()
+        return next(iter(results.values()))

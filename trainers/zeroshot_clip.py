@@ -1,0 +1,42 @@
+"""ZeroshotCLIP (CoOp's per-dataset template) and ZeroshotCLIP2 (CoOp's prompt ensemble)."""
+from yacs.config import CfgNode as CN
+
+from .feature_trainer import FeatureTrainer
+from .methods.zero_shot import class_prototypes, clip_logits
+from .registry import TRAINER_REGISTRY
+from .templates import format_prompt, templates_for
+
+
+@TRAINER_REGISTRY.register()
+class ZeroshotCLIP(FeatureTrainer):
+    """logits = logit_scale * norm(image) @ norm(mean over templates of norm(text)).T"""
+
+    trains = False
+    default_templates = "custom"
+
+    @staticmethod
+    def extend_cfg(cfg):
+        cfg.TRAINER.ZEROSHOTCLIP = CN()
+        # "custom": the dataset's CoOp template; "ensemble": the 7 ImageNet templates (+ the
+        # dataset's own elsewhere, as CoOp's ZeroshotCLIP2); "": the trainer's default.
+        cfg.TRAINER.ZEROSHOTCLIP.TEMPLATES = ""
+
+    def build_model(self):
+        mode = self.cfg.TRAINER.ZEROSHOTCLIP.TEMPLATES or self.default_templates
+        templates = templates_for(self.cfg.DATASET.NAME, mode)
+        if len(templates) == 1:
+            print(f"Prompts: {[format_prompt(templates[0], c) for c in self.classnames]}")
+        else:
+            print(f"Prompt ensembling (n={len(templates)})")
+        self.prototypes = class_prototypes(self.class_text_features(templates)).to(self.device)
+        self.logit_scale = self.features.logit_scale
+
+    def model_inference(self, image_features):
+        return clip_logits(image_features, self.prototypes, self.logit_scale)
+
+
+@TRAINER_REGISTRY.register()
+class ZeroshotCLIP2(ZeroshotCLIP):
+    """CoOp's prompt-ensembling zero-shot trainer."""
+
+    default_templates = "ensemble"
