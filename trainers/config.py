@@ -185,7 +185,7 @@ def merge_opts(cfg, opts):
 
 def describe_merge_error(e):
     text = str(e.args[0]) if e.args else str(e)
-    if text.startswith("Non-existent config key"):
+    if text.startswith(("Non-existent config key", "Non-existent key")):  # yaml / command line
         key = text.split(":", 1)[1].strip()
         return f"unknown config key {key!r} (every key must exist in the defaults; see trainers/config.py)"
     return text

@@ -1,0 +1,10 @@
+"""ImageNet-A, test only: 200 of the ImageNet classes, labelled 0..199 in sorted wnid order
+(map ImageNet's 1000 labels by class name to evaluate a per-class model here)."""
+from .imagenet import TestOnlyImageNet
+from .registry import DATASET_REGISTRY
+
+
+@DATASET_REGISTRY.register()
+class ImageNetA(TestOnlyImageNet):
+    folder = "imagenet-adversarial"
+    image_folder = "imagenet-a"

@@ -1,0 +1,10 @@
+"""ImageNet-R, test only: renditions of 200 ImageNet classes, labelled 0..199 in sorted wnid
+order (map ImageNet's 1000 labels by class name to evaluate a per-class model here)."""
+from .imagenet import TestOnlyImageNet
+from .registry import DATASET_REGISTRY
+
+
+@DATASET_REGISTRY.register()
+class ImageNetR(TestOnlyImageNet):
+    folder = "imagenet-rendition"
+    image_folder = "imagenet-r"

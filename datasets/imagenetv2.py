@@ -1,0 +1,24 @@
+"""ImageNetV2 (matched frequency), test only: folder ``<n>`` holds class ``n``."""
+import os
+
+from .datum import Datum
+from .imagenet import TestOnlyImageNet
+from .registry import DATASET_REGISTRY
+from .split_builders import listdir_nohidden
+
+
+@DATASET_REGISTRY.register()
+class ImageNetV2(TestOnlyImageNet):
+    folder = "imagenetv2"
+    image_folder = "imagenetv2-matched-frequency-format-val"
+
+    def read_data(self, classnames):
+        """Label n = folder ``n``, named by line n of classnames.txt (one folder per line:
+        the real file's 1000 lines give CoOp's ``range(1000)``)."""
+        items = []
+        for label, classname in enumerate(classnames.values()):
+            class_dir = os.path.join(self.image_dir, str(label))
+            self.require_dir(class_dir, what="ImageNetV2 class folder")
+            items += [Datum(impath=os.path.join(class_dir, name), label=label, classname=classname)
+                      for name in listdir_nohidden(class_dir)]
+        return items

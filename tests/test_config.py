@@ -1,0 +1,62 @@
+"""Config: Dassl key names, merge order, and errors that name the key and the file."""
+import pytest
+
+import train
+from trainers.config import ConfigError, get_cfg_default
+from trainers.registry import TRAINER_REGISTRY
+
+
+def setup(argv):
+    return train.setup_cfg(train.build_parser().parse_args(argv))[0]
+
+
+def test_unknown_key_in_a_yaml_names_the_key_and_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("OPTIM:\n  LR: 0.1\n  LEARNING_RATE: 0.1\n")
+    with pytest.raises(ConfigError, match=rf"{bad}: unknown config key 'OPTIM.LEARNING_RATE'"):
+        setup(["--config-file", str(bad)])
+
+
+def test_unknown_key_and_odd_pairs_on_the_command_line():
+    with pytest.raises(ConfigError, match=r"command line: unknown config key 'TRAINER.COOP.NCTX'"):
+        setup(["--trainer", "ZeroshotCLIP", "TRAINER.COOP.NCTX", "4"])
+    with pytest.raises(ConfigError, match="KEY VALUE pairs"):
+        setup(["DATASET.NUM_SHOTS"])
+
+
+def test_wrong_type_names_the_file(tmp_path):
+    bad = tmp_path / "typed.yaml"
+    bad.write_text("DATASET:\n  NUM_SHOTS: sixteen\n")
+    with pytest.raises(ConfigError, match=rf"{bad}: .*NUM_SHOTS"):
+        setup(["--config-file", str(bad)])
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found: .*nope.yaml"):
+        setup(["--config-file", str(tmp_path / "nope.yaml")])
+
+
+def test_merge_order_dataset_yaml_then_method_yaml_then_flags_then_opts(tmp_path):
+    dataset_yaml = tmp_path / "d.yaml"
+    dataset_yaml.write_text('DATASET:\n  NAME: "DescribableTextures"\n  NUM_SHOTS: 2\nOPTIM:\n  LR: 0.5\n')
+    method_yaml = tmp_path / "m.yaml"
+    method_yaml.write_text('OPTIM:\n  LR: 0.25\nMODEL:\n  BACKBONE:\n    NAME: "RN50"\n')
+    cfg = setup(["--dataset-config-file", str(dataset_yaml), "--config-file", str(method_yaml),
+                 "--backbone", "ViT-B/16", "--seed", "0", "--root", "/data", "DATASET.NUM_SHOTS", "16"])
+    assert (cfg.DATASET.NAME, cfg.OPTIM.LR, cfg.MODEL.BACKBONE.NAME) == ("DescribableTextures", 0.25, "ViT-B/16")
+    assert (cfg.DATASET.NUM_SHOTS, cfg.SEED, cfg.DATASET.ROOT) == (16, 0, "/data")
+    assert cfg.is_frozen()
+
+
+def test_every_trainer_declares_its_own_node():
+    cfg = get_cfg_default()
+    declaring = [cls for cls in TRAINER_REGISTRY.classes() if "extend_cfg" in vars(cls)]
+    assert declaring, "no trainer declares a TRAINER.<NAME> node"
+    for cls in declaring:
+        assert cls.__name__.upper() in cfg.TRAINER
+    assert cfg.TRAINER.ZEROSHOTCLIP.TEMPLATES == ""
+
+
+def test_unknown_trainer_lists_the_registered_ones():
+    with pytest.raises(KeyError, match="unknown trainer 'ZeroShotClip'. Did you mean ZeroshotCLIP"):
+        TRAINER_REGISTRY.get("ZeroShotClip")
