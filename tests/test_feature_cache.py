@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import torch
-
 from conftest import ROOT, run_train, tiny_args
 
 

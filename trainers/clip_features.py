@@ -6,10 +6,10 @@ cached never loads the weights (the cache key needs only the weights file's dige
 import json
 import os
 
+import open_clip
 import torch
 from torch.utils.data import DataLoader
 
-import open_clip
 from datasets.atomic_io import write_json
 from datasets.feature_source import FeatureSource, augment_views
 from datasets.image_loading import ImageViews
@@ -96,28 +96,27 @@ class CLIPFeatureSource(FeatureSource):
     def _image_views(self, items, split, views):
         """``[V, N, d]`` features of ``items`` under each view; only missing views are encoded."""
         relpaths = [os.path.relpath(item.impath, self.base_dir) for item in items]
-        found, keys = [], []
-        for view in views:
-            label, key = self.image_entry(split, relpaths, view)
-            keys.append((label, key))
-            found.append(self.cache.load(self.dataset_name, label, key, relpaths))
+        transforms = [self.view_transform(view, relpaths) for view in views]
+        entries = [self.image_entry(split, relpaths, view, desc) for view, (_, desc) in zip(views, transforms)]
+        found = [self.cache.load(self.dataset_name, label, key, relpaths) for label, key in entries]
         missing = [j for j, feats in enumerate(found) if feats is None]
         if missing:
-            encoded = self.encode_images(items, relpaths, split, [views[j] for j in missing])
+            encoded = self.encode_images(items, split, [transforms[j][0] for j in missing])
             for j, feats in zip(missing, encoded):
-                label, key = keys[j]
-                found[j] = self.cache.save(self.dataset_name, label, key, relpaths, feats,
-                                           meta={"split": split, "transform": self.view_transform(views[j], relpaths)[1]})
+                label, key = entries[j]
+                meta = {"split": split, "transform": transforms[j][1]}
+                found[j] = self.cache.save(self.dataset_name, label, key, relpaths, feats, meta)
         return torch.stack(found)
 
-    def image_entry(self, split, relpaths, view):
+    def image_entry(self, split, relpaths, view, transform_desc):
+        """(file label, key) of the cache entry for ``relpaths`` under ``view``."""
         label = f"{split}-eval" if view is None else f"{split}-aug{view.index}"
         key = entry_key(kind="image", backbone=self.spec.digest, dataset=self.dataset_name, split=split,
-                        paths=relpaths, transform=self.view_transform(view, relpaths)[1], precision=self.precision)
+                        paths=relpaths, transform=transform_desc, precision=self.precision)
         return label, key
 
     def view_transform(self, view, relpaths):
-        """``((transform, seed_of), description)`` of a view for ``ImageViews``."""
+        """``((transform, seed_of), description)``: what ``ImageViews`` applies, and its cache key part."""
         if view is None:
             transform, desc = eval_transform(self.cfg.INPUT)
             return (transform, None), desc
@@ -125,9 +124,10 @@ class CLIPFeatureSource(FeatureSource):
         return (transform, ViewSeeds(view.seed, view.index, relpaths)), f"{desc};seed={view.seed};view={view.index}"
 
     @torch.no_grad()
-    def encode_images(self, items, relpaths, split, views):
+    def encode_images(self, items, split, views):
+        """``[V, N, d]``: every image decoded once and encoded under each ``(transform, seed_of)``."""
         model = self.model()
-        dataset = ImageViews([item.impath for item in items], [self.view_transform(v, relpaths)[0] for v in views])
+        dataset = ImageViews([item.impath for item in items], views)
         loader = DataLoader(dataset, batch_size=self.cfg.DATALOADER.TEST.BATCH_SIZE,
                             num_workers=self.cfg.DATALOADER.NUM_WORKERS, pin_memory=self.device.type == "cuda")
         out = None

@@ -2,9 +2,8 @@
 
 CoOp's ``parse_test_res.py`` reads the ``* accuracy: x%`` line of this block.
 """
-from collections import OrderedDict, defaultdict
-
 import os
+from collections import OrderedDict, defaultdict
 
 import numpy as np
 import torch
