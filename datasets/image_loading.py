@@ -10,7 +10,18 @@ from torch.utils.data import Dataset
 
 
 class ImageReadError(OSError):
-    """An image file is missing, truncated, or not an image."""
+    """An image file is missing, truncated, or not an image.
+
+    A DataLoader worker's error comes back as ``ImageReadError("Caught ImageReadError in
+    DataLoader worker ... Original Traceback ...")``; only our own line is kept, so the user
+    reads which file failed, not a worker traceback.
+    """
+
+    PREFIX = "cannot read image "
+
+    def __init__(self, message):
+        ours = [line for line in message.splitlines() if self.PREFIX in line]
+        super().__init__(self.PREFIX + ours[-1].split(self.PREFIX, 1)[1] if ours else message)
 
 
 def read_image(path):
@@ -19,7 +30,7 @@ def read_image(path):
         with Image.open(path) as img:
             return img.convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageReadError(f"cannot read image {path}: {e}") from e
+        raise ImageReadError(f"{ImageReadError.PREFIX}{path}: {e}") from e
 
 
 class ImageViews(Dataset):

@@ -33,11 +33,13 @@ def test_shots_beyond_every_class_is_an_error(tiny_clip, dtd_root, tmp_path):
     assert not (dtd_root / "dtd" / "split_fewshot" / "shot_64-seed_1.json").exists()
 
 
-def test_corrupt_image_names_the_file_and_caches_nothing(tiny_clip, dtd_root, tmp_path):
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_corrupt_image_names_the_file_and_caches_nothing(tiny_clip, dtd_root, tmp_path, workers):
     bad = dtd_root / "dtd" / "images" / "bubbly" / "bubbly_0009.jpg"  # a test image
     bad.write_bytes(b"\xff\xd8 not really a jpeg")
-    with pytest.raises(ImageReadError, match=f"cannot read image {bad}"):
-        run_train(tiny_args(tiny_clip, dtd_root, tmp_path / "out"))
+    with pytest.raises(ImageReadError) as err:
+        run_train(tiny_args(tiny_clip, dtd_root, tmp_path / "out", "DATALOADER.NUM_WORKERS", workers))
+    assert str(err.value).startswith(f"cannot read image {bad}: ") and "\n" not in str(err.value)
     cache = os.environ["FEWSHOT_CLIP_CACHE"]
     images = [f for _, _, files in os.walk(cache) for f in files if f.startswith("test-")]
     assert images == []
