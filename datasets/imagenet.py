@@ -9,13 +9,17 @@ NUM_SHOTS >= 1, val is min(K, 4) images per class drawn, after the train sample 
 train list stays CoOp's), from the training images not in the K-shot list; searches then
 never see test data. With NUM_SHOTS < 1, val = test as in CoOp, with a warning.
 """
+import json
 import os
 
-from .base import DatasetBase
+from .base import DatasetBase, DatasetLayoutError
 from .datum import Datum
 from .fewshot import generate_fewshot
 from .registry import DATASET_REGISTRY
 from .split_builders import listdir_nohidden
+
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "imagenet_200_wnids.json")) as _f:
+    IMAGENET_200_WNIDS = json.load(_f)
 
 
 class ImageNetFolders(DatasetBase):
@@ -74,3 +78,21 @@ class TestOnlyImageNet(ImageNetFolders):
 
     def read_data(self, classnames):
         return self.read_class_folders(self.image_dir, classnames)
+
+
+class ImageNet200(TestOnlyImageNet):
+    """ImageNet-A / -R: their class folders must be among the published 200 wnids
+    (``imagenet_200_wnids.json``); a foreign folder is an error, a missing one a warning."""
+
+    def read_data(self, classnames):
+        expected = set(IMAGENET_200_WNIDS[type(self).__name__])
+        self.require_dir(self.image_dir, what=f"{type(self).__name__} image folder")
+        folders = {f for f in listdir_nohidden(self.image_dir) if os.path.isdir(os.path.join(self.image_dir, f))}
+        foreign = sorted(folders - expected)
+        if foreign:
+            raise DatasetLayoutError(f"{self.image_dir} has folder(s) {foreign[:5]} that are not among the 200 "
+                                     f"{type(self).__name__} classes")
+        if len(folders) < len(expected):
+            print(f"Warning: {self.image_dir} has {len(folders)} of the {len(expected)} "
+                  f"{type(self).__name__} class folders; labels still follow the sorted folder names")
+        return super().read_data(classnames)

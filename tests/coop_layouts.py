@@ -22,8 +22,11 @@ from trainers.config import get_cfg_default
 PER_CLASS = 10  # images per class (trainval per class for the Pets-style datasets)
 TEST_PER_CLASS = 3  # Pets-style datasets: official test images per class
 
+# Real wnids in sorted order: stingray/goldfinch/robin are ImageNet-A classes, goldfish/great
+# white shark/hammerhead ImageNet-R ones (datasets/imagenet_200_wnids.json).
 IMAGENET_CLASSES = [("n01440764", "tench"), ("n01443537", "goldfish"), ("n01484850", "great white shark"),
-                    ("n01491361", "tiger shark"), ("n01494475", "hammerhead")]
+                    ("n01491361", "tiger shark"), ("n01494475", "hammerhead"), ("n01498041", "stingray"),
+                    ("n01531178", "goldfinch"), ("n01558993", "robin")]
 
 
 def write_image(path):
@@ -270,8 +273,8 @@ LAYOUTS = {
     "ImageNet": imagenet,
     "ImageNetV2": imagenetv2,
     "ImageNetSketch": imagenet_sketch,
-    "ImageNetA": two_hundred_class_variant("imagenet-adversarial", "imagenet-a", picked=(1, 3, 4)),
-    "ImageNetR": two_hundred_class_variant("imagenet-rendition", "imagenet-r", picked=(0, 2, 4)),
+    "ImageNetA": two_hundred_class_variant("imagenet-adversarial", "imagenet-a", picked=(5, 6, 7)),
+    "ImageNetR": two_hundred_class_variant("imagenet-rendition", "imagenet-r", picked=(1, 2, 4)),
 }
 
 

@@ -32,8 +32,8 @@ EXPECTED = {
     "ImageNet": (["tench", "goldfish", "great white shark"], {"official": (30, 9, 9)}),
     "ImageNetV2": (["tench", "goldfish", "great white shark"], TEST_ONLY),
     "ImageNetSketch": (["tench", "goldfish", "great white shark"], TEST_ONLY),
-    "ImageNetA": (["goldfish", "tiger shark", "hammerhead"], TEST_ONLY),
-    "ImageNetR": (["tench", "great white shark", "hammerhead"], TEST_ONLY),
+    "ImageNetA": (["stingray", "goldfinch", "robin"], TEST_ONLY),
+    "ImageNetR": (["goldfish", "great white shark", "hammerhead"], TEST_ONLY),
 }
 CASES = [(name, mode) for name, (_, sizes) in EXPECTED.items() for mode in sizes]
 

@@ -60,13 +60,19 @@ class FeatureTrainer(TrainerBase):
                                                           self.labels_of(items))
         return self._split_features[split]
 
-    def augmented_train_features(self, num_views=None):
-        """``[V, N, d]`` augmented views of the few-shot training images (FEATURES.AUG_*)."""
+    def augmented_train_features(self, num_views=None, scale=None):
+        """``[V, N, d]`` augmented views of the few-shot training images (FEATURES.AUG_* unless
+        given: e.g. CLIP-Adapter asks for CoOp's INPUT.RRCROP_SCALE)."""
         f = self.cfg.FEATURES
         items = self.split_items("train")
         feats = self.features.augmented_image_features(items, "train", num_views or f.AUG_VIEWS,
-                                                       scale=f.AUG_SCALE, flip=f.AUG_FLIP, seed=f.AUG_SEED)
+                                                       scale=scale or f.AUG_SCALE, flip=f.AUG_FLIP, seed=f.AUG_SEED)
         return LabeledFeatures(feats, self.labels_of(items))
+
+    def view_batches(self, views, batch_size):
+        """A training loader over cached views: each epoch shuffles the images and gives each
+        one a random view of the bank (the cached stand-in for re-augmenting every epoch)."""
+        return ViewBatches(views.features, views.labels, batch_size)
 
     def class_text_features(self, templates):
         """``[C, T, d]`` prompt embeddings of this dataset's classes."""
@@ -81,3 +87,25 @@ class FeatureTrainer(TrainerBase):
         cache = getattr(self.features, "cache", None)
         if cache is not None:
             print(cache.summary())
+
+
+class ViewBatches:
+    """Iterates ``(features [B, d], labels [B])``; an epoch = one pass over the images, each
+    under a view drawn uniformly from the bank, in a random order (torch's global RNG, so
+    seeded runs and resumed runs see the same batches). Like Dassl's train loader, the last
+    incomplete batch is dropped when there is at least one full batch."""
+
+    def __init__(self, views, labels, batch_size):
+        self.views, self.labels, self.batch_size = views, labels, batch_size
+
+    def __len__(self):
+        n = len(self.labels)
+        return n // self.batch_size if n >= self.batch_size else 1
+
+    def __iter__(self):
+        n = len(self.labels)
+        order = torch.randperm(n)
+        chosen = torch.randint(self.views.shape[0], (n,))
+        for b in range(len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield self.views[chosen[idx], idx], self.labels[idx]

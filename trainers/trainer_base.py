@@ -3,8 +3,12 @@
 Subclasses build their data (``build_data``) and model (``build_model``, calling
 ``register_model``), implement ``forward_backward(batch) -> {loss name: value}`` and
 ``model_inference(input) -> logits``, and provide ``train_loader_x`` plus
-``test_batches(split)``. Training-free trainers set ``trains = False``: ``train()`` then goes
-straight to the final evaluation, still printing "Finish training" so CoOp's parser reads it.
+``test_batches(split)``. Training-free trainers set ``trains = False`` and do their work in
+``fit()`` (build a cache, search on val); ``train()`` then saves what they registered and goes
+to the final evaluation, still printing "Finish training" so CoOp's parser reads it.
+
+Checkpoints record the class names, so a model trained on one class list can be evaluated on
+another (ImageNet -> ImageNet-A/R): ``remap_classes`` receives a name-based index map.
 """
 import datetime
 import os
@@ -15,6 +19,7 @@ import numpy as np
 import torch
 
 from .checkpoint import BEST_NAME, checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
+from .class_map import ClassMismatchError, class_index_map
 from .evaluator import Classification
 from .seeding import rng_state, set_rng_state
 
@@ -35,8 +40,9 @@ class AverageMeter:
 
 
 class TrainerBase:
-    trains = True  # False: training-free (zero-shot, Tip-Adapter): no epochs, no checkpoint
+    trains = True  # False: training-free (zero-shot, Tip-Adapter): fit() instead of epochs
     feature_level = False  # True: works on frozen features (runs on the simulated benchmark)
+    lr_step_per_batch = False  # True: the scheduler steps every batch (Tip-Adapter-F), not every epoch
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -62,6 +68,9 @@ class TrainerBase:
 
     def model_inference(self, inputs):
         raise NotImplementedError
+
+    def fit(self):
+        """Training-free trainers: compute what ``model_inference`` needs (nothing for zero-shot)."""
 
     def report(self):
         """Print end-of-run summaries; FeatureTrainer reports the feature cache's hits and misses."""
@@ -112,6 +121,7 @@ class TrainerBase:
                 "scheduler": sched.state_dict() if sched is not None else None,
                 "val_result": val_result,
                 "rng_state": rng_state(),
+                "classnames": list(self.classnames),
             }
             save_checkpoint(state, os.path.join(directory, name), model_name=model_name)
 
@@ -153,19 +163,35 @@ class TrainerBase:
             else:
                 path = latest_checkpoint(folder) or os.path.join(folder, BEST_NAME)
             ckpt = load_checkpoint(path)
-            self.load_state_for_eval(name, model, ckpt["state_dict"])
+            state = ckpt["state_dict"]
+            trained = ckpt.get("classnames") or list(self.classnames)
+            if trained != list(self.classnames):
+                print(f"Evaluating {len(self.classnames)} classes with a model trained on {len(trained)} "
+                      "(classes matched by name)")
+                state = self.remap_classes(name, state, class_index_map(trained, self.classnames))
+            self.load_state(name, model, state)
             val = ckpt.get("val_result")
             val_text = f"{val:.1f}" if val is not None else "none"
             print(f"Load {path} to {name} (epoch={ckpt['epoch']}, val_result={val_text})")
 
-    def load_state_for_eval(self, name, model, state_dict):
-        """Hook for trainers whose class-dependent buffers differ across datasets."""
+    def load_state(self, name, model, state_dict):
+        """Put a checkpoint's weights into a registered model (override for buffers of any shape)."""
         model.load_state_dict(state_dict)
+
+    def remap_classes(self, name, state_dict, index):
+        """The state dict restricted/reordered to the evaluation classes: row ``i`` of a per-class
+        tensor must become row ``index[i]`` of the trained one. Trainers with per-class
+        parameters implement this; class-agnostic ones return ``state_dict`` unchanged."""
+        raise ClassMismatchError(f"{type(self).__name__} cannot evaluate a checkpoint on classes other than the "
+                                 "ones it was trained on")
 
     # --- the loop ---------------------------------------------------------------------
     def train(self):
         if not self.trains:
             self.time_start = time.time()
+            self.fit()
+            if self._models:
+                self.save_model(0, self.output_dir)
             self.after_train()
             return
         self.before_train()
@@ -191,6 +217,8 @@ class TrainerBase:
             batch_time.update(time.time() - end)
             for key, value in summary.items():
                 meters.setdefault(key, AverageMeter()).update(value)
+            if self.lr_step_per_batch:
+                self.update_lr()
             if (self.batch_idx + 1) % print_freq == 0 or self.num_batches < print_freq:
                 remaining = self.num_batches - self.batch_idx - 1
                 remaining += (self.max_epoch - self.epoch - 1) * self.num_batches
@@ -200,7 +228,8 @@ class TrainerBase:
                       f"time {batch_time.val:.3f} ({batch_time.avg:.3f}) data {data_time.val:.3f} "
                       f"({data_time.avg:.3f}) {losses} lr {self.get_current_lr():.4e} eta {eta}")
             end = time.time()
-        self.update_lr()
+        if not self.lr_step_per_batch:
+            self.update_lr()
 
     def after_epoch(self):
         cfg = self.cfg

@@ -1,0 +1,41 @@
+#!/bin/bash
+# Evaluate the ImageNet models of scripts/run_seeds.sh on ImageNet-V2 / -Sketch / -A / -R:
+#   DATA=/data bash scripts/eval_shift.sh TRAINER CFG SHOTS [KEY VALUE ...]
+# reads output/imagenet/<Trainer>/<cfg>_<K>shots[/<variant>]/seed<S> (--model-dir) and writes
+# output/<shift set>/<Trainer>/<cfg>_<K>shots[/<variant>]/seed<S> (eval-only logs: read them
+# with `python scripts/results.py output --test-log`). A and R hold 200 of the 1000 classes:
+# per-class parameters are mapped by class name. Env as for run_seeds.sh; SHIFT_SETS overrides.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-/path/to/datasets}
+PYTHON=${PYTHON:-python}
+SEEDS=${SEEDS:-"1 2 3"}
+VARIANT=${VARIANT:-}
+SHIFT_SETS=${SHIFT_SETS:-"imagenetv2 imagenet_sketch imagenet_a imagenet_r"}
+SOURCE=${SOURCE:-imagenet}
+TRAINER=$1
+CFG=$2
+SHOTS=$3
+shift 3
+
+for SEED in ${SEEDS}; do
+    MODEL_DIR=output/${SOURCE}/${TRAINER}/${CFG}_${SHOTS}shots/${VARIANT:+${VARIANT}/}seed${SEED}
+    for DATASET in ${SHIFT_SETS}; do
+        DIR=output/${DATASET}/${TRAINER}/${CFG}_${SHOTS}shots/${VARIANT:+${VARIANT}/}seed${SEED}
+        if [ -f "${DIR}/log.txt" ] && grep -q "^\* accuracy:" "${DIR}/log.txt"; then
+            echo "The results exist at ${DIR} (so skip this job)"
+            continue
+        fi
+        rm -rf "${DIR}"
+        ${PYTHON} train.py \
+            --root "${DATA}" \
+            --seed "${SEED}" \
+            --trainer "${TRAINER}" \
+            --dataset-config-file "configs/datasets/${DATASET}.yaml" \
+            --config-file "configs/trainers/${TRAINER}/${CFG}.yaml" \
+            --output-dir "${DIR}" \
+            --model-dir "${MODEL_DIR}" \
+            --eval-only \
+            DATASET.NUM_SHOTS "${SHOTS}" "$@"
+    done
+done

@@ -1,0 +1,36 @@
+#!/bin/bash
+# Train and test one trainer on one dataset for each seed, in CoOp's folder layout:
+#   output/<dataset>/<Trainer>/<cfg>_<K>shots[/<variant>]/seed<S>
+#   DATA=/data bash scripts/run_seeds.sh TRAINER DATASET CFG SHOTS [KEY VALUE ...]
+# Env: DATA (datasets root), SEEDS ("1 2 3"), VARIANT (optional sub-folder), PYTHON.
+# A finished run (its log has the test result) is skipped; an unfinished folder is deleted
+# and rerun from scratch, never appended to.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-/path/to/datasets}
+PYTHON=${PYTHON:-python}
+SEEDS=${SEEDS:-"1 2 3"}
+VARIANT=${VARIANT:-}
+TRAINER=$1
+DATASET=$2
+CFG=$3
+SHOTS=$4
+shift 4
+
+for SEED in ${SEEDS}; do
+    DIR=output/${DATASET}/${TRAINER}/${CFG}_${SHOTS}shots/${VARIANT:+${VARIANT}/}seed${SEED}
+    if [ -f "${DIR}/log.txt" ] && grep -q "^Finish training" "${DIR}/log.txt" \
+        && grep -q "^\* accuracy:" "${DIR}/log.txt"; then
+        echo "The results exist at ${DIR} (so skip this job)"
+        continue
+    fi
+    rm -rf "${DIR}"
+    ${PYTHON} train.py \
+        --root "${DATA}" \
+        --seed "${SEED}" \
+        --trainer "${TRAINER}" \
+        --dataset-config-file "configs/datasets/${DATASET}.yaml" \
+        --config-file "configs/trainers/${TRAINER}/${CFG}.yaml" \
+        --output-dir "${DIR}" \
+        DATASET.NUM_SHOTS "${SHOTS}" "$@"
+done
