@@ -225,15 +225,16 @@ def wnid_tree(image_dir, wnids, n, pattern):
             write_image(os.path.join(image_dir, wnid, pattern.format(wnid=wnid, i=i)))
 
 
-def imagenet(root, train_per_class=PER_CLASS, val_per_class=3):
-    """Three classes; images are written in shuffled order so os.listdir order is not sorted order."""
+def imagenet(root, train_per_class=PER_CLASS, val_per_class=3, classes=IMAGENET_CLASSES[:3]):
+    """Three classes by default; images are written in shuffled order so os.listdir order is not
+    sorted order."""
     base = os.path.join(root, "imagenet")
-    write_lines(os.path.join(base, "classnames.txt"), [f"{w} {name}" for w, name in IMAGENET_CLASSES[:3]])
+    write_lines(os.path.join(base, "classnames.txt"), [f"{w} {name}" for w, name in classes])
     order = random.Random(0).sample(range(train_per_class), train_per_class)
-    for wnid, _ in IMAGENET_CLASSES[:3]:
+    for wnid, _ in classes:
         for i in order:
             write_image(os.path.join(base, "images", "train", wnid, f"{wnid}_{i}.JPEG"))
-    wnid_tree(os.path.join(base, "images", "val"), [w for w, _ in IMAGENET_CLASSES[:3]], val_per_class,
+    wnid_tree(os.path.join(base, "images", "val"), [w for w, _ in classes], val_per_class,
               "ILSVRC2012_val_{wnid}{i}.JPEG")
 
 
