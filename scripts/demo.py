@@ -8,7 +8,6 @@ never appended to. Each run's full log is ``<run>/log.txt``.
 """
 import argparse
 import os
-import shutil
 import sys
 import time
 
@@ -16,8 +15,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import train  # noqa: E402  (registers datasets and trainers)
-from scripts.results import collect, read_metrics, shots_table  # noqa: E402
+from scripts.results import collect, shots_table  # noqa: E402
+from scripts.runner import run_if_needed  # noqa: E402  (imports train: registers datasets and trainers)
 from trainers.registry import TRAINER_REGISTRY  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,15 +32,9 @@ def run_dir(output, trainer, shots, seed):
     return os.path.join(output, DATASET, trainer, f"{CFG}_{shots}shots", f"seed{seed}")
 
 
-def is_finished(folder):
-    log = os.path.join(folder, "log.txt")
-    return os.path.isfile(log) and "accuracy" in read_metrics(log)
-
-
-def train_argv(trainer, shots, seed, out):
+def train_argv(trainer, shots, seed):
     argv = ["--root", "", "--seed", str(seed), "--trainer", trainer,
-            "--dataset-config-file", os.path.join(REPO, "configs", "datasets", f"{DATASET}.yaml"),
-            "--output-dir", out]
+            "--dataset-config-file", os.path.join(REPO, "configs", "datasets", f"{DATASET}.yaml")]
     method_cfg = os.path.join(REPO, "configs", "trainers", trainer, f"{CFG}.yaml")
     if os.path.isfile(method_cfg):
         argv += ["--config-file", method_cfg]
@@ -62,14 +55,10 @@ def main(argv=None):
     print(f"Simulated benchmark: {len(args.trainers)} trainer(s) x {len(args.shots)} shot counts x "
           f"{len(args.seeds)} seeds = {len(runs)} runs under {args.output}")
     for trainer, shots, seed in tqdm(runs, desc="runs", unit="run"):
-        out = run_dir(args.output, trainer, shots, seed)
-        if is_finished(out):
+        if run_if_needed(train_argv(trainer, shots, seed), run_dir(args.output, trainer, shots, seed)):
+            done += 1
+        else:
             skipped += 1
-            continue
-        if os.path.exists(out):
-            shutil.rmtree(out)  # a run that died: start it clean
-        train.main(train_argv(trainer, shots, seed, out), echo=False)
-        done += 1
     values, unfinished = collect(os.path.join(args.output))
     print(f"\nTop-1 accuracy (%) on the simulated benchmark, mean ± std over seeds (n seeds); "
           f"{done} run(s) done, {skipped} already finished, {time.time() - start:.1f}s\n")

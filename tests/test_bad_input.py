@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, run_train, tiny_args
 
+from conftest import ROOT, run_train, tiny_args
 from datasets.base import DatasetLayoutError
 from datasets.image_loading import ImageReadError
 

@@ -7,8 +7,8 @@ import random
 import shutil
 
 import pytest
-from coop_layouts import CALTECH_CLASSES, FLOWER_LABELS, IMAGENET_CLASSES, LAYOUTS, as_tuples, build, reference_fewshot
 
+from coop_layouts import CALTECH_CLASSES, FLOWER_LABELS, IMAGENET_CLASSES, LAYOUTS, as_tuples, build, reference_fewshot
 from datasets.base import DatasetBase, DatasetLayoutError
 from datasets.registry import DATASET_REGISTRY
 from trainers.config import get_cfg_default

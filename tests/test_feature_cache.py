@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import torch
+
 from conftest import ROOT, run_train, tiny_args
 
 

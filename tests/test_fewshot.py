@@ -6,6 +6,7 @@ import os
 import random
 
 import pytest
+
 from coop_layouts import DTD_CLASSES, as_tuples, build, dtd, reference_fewshot
 
 COUNTS = (40, 12, 5, 3, 10)  # images per class; the written split gives these train sizes:

@@ -3,8 +3,8 @@ by class name agreeing with the map by wnid."""
 import os
 
 import pytest
-from coop_layouts import IMAGENET_CLASSES, LAYOUTS, build, imagenet, write_image
 
+from coop_layouts import IMAGENET_CLASSES, LAYOUTS, build, imagenet, write_image
 from datasets.base import DatasetLayoutError
 from datasets.imagenet import IMAGENET_200_WNIDS
 from trainers.class_map import ClassMismatchError, class_index_map

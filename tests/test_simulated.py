@@ -4,8 +4,8 @@ import random
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, read_log, run_train
 
+from conftest import ROOT, read_log, run_train
 from datasets.datum import Datum
 from datasets.simulated import SimulatedWorld, SimulationSpec, world_for
 from trainers.config import get_cfg_default

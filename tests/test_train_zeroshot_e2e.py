@@ -7,9 +7,10 @@ import sys
 import open_clip
 import torch
 import torch.nn.functional as F
-from conftest import DTD_CLASSES, ROOT, read_log, run_train, tiny_args
 from PIL import Image
 from torchvision import transforms as T
+
+from conftest import DTD_CLASSES, ROOT, read_log, run_train, tiny_args
 
 RESULT_BLOCK = re.compile(
     r"^=> result\n"

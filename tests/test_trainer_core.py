@@ -6,9 +6,9 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ROOT, read_log, run_train
 from torch.utils.data import DataLoader, TensorDataset
 
+from conftest import ROOT, read_log, run_train
 from trainers.feature_trainer import FeatureTrainer
 from trainers.lr_scheduler import build_lr_scheduler
 from trainers.optim import build_optimizer

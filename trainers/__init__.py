@@ -2,4 +2,4 @@
 
 Importing this package registers every trainer (``--trainer NAME``).
 """
-from . import zeroshot_clip  # noqa: F401
+from . import cmm, zeroshot_clip  # noqa: F401

@@ -89,6 +89,11 @@ class FeatureTrainer(TrainerBase):
             print(cache.summary())
 
 
+def batches_per_epoch(num_items, batch_size):
+    """Full batches only, unless there is not even one (Dassl's drop_last rule)."""
+    return num_items // batch_size if num_items >= batch_size else 1
+
+
 class ViewBatches:
     """Iterates ``(features [B, d], labels [B])``; an epoch = one pass over the images, each
     under a view drawn uniformly from the bank, in a random order (torch's global RNG, so
@@ -99,8 +104,7 @@ class ViewBatches:
         self.views, self.labels, self.batch_size = views, labels, batch_size
 
     def __len__(self):
-        n = len(self.labels)
-        return n // self.batch_size if n >= self.batch_size else 1
+        return batches_per_epoch(len(self.labels), self.batch_size)
 
     def __iter__(self):
         n = len(self.labels)

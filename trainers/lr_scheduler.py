@@ -8,7 +8,7 @@ the main schedule at ``e - W``; without recount, at ``e``.
 """
 import math
 
-from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR
 
 SCHEDULERS = ("single_step", "multi_step", "cosine")
 
@@ -50,3 +50,9 @@ def build_lr_scheduler(optimizer, optim_cfg):
         for group in optimizer.param_groups
     ]
     return LambdaLR(optimizer, lambdas)
+
+
+def build_iteration_cosine(optimizer, total_steps):
+    """Cosine decay over ``total_steps`` optimizer steps, stepped every batch (Tip-Adapter-F, CMM:
+    trainers that set ``lr_step_per_batch``)."""
+    return CosineAnnealingLR(optimizer, T_max=max(1, total_steps))

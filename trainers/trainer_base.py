@@ -80,8 +80,10 @@ class TrainerBase:
         raise NotImplementedError
 
     # --- models ---------------------------------------------------------------------
-    def register_model(self, name, model, optim=None, sched=None):
-        if name in self._models:
+    def register_model(self, name, model, optim=None, sched=None, replace=False):
+        """Track a model (saved, loaded, switched train/eval) with its optimizer and scheduler;
+        ``replace`` swaps one already registered (e.g. after a hyper-parameter search)."""
+        if name in self._models and not replace:
             raise KeyError(f"model {name!r} registered twice")
         self._models[name], self._optims[name], self._scheds[name] = model, optim, sched
 
