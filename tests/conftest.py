@@ -44,20 +44,22 @@ def tiny_clip(tmp_path_factory):
                            other_weights=str(save_tiny_clip(folder / "tiny_b.pt", seed=1)))
 
 
-def write_dtd(root, per_class=10, size=(40, 36)):
+def write_dtd(root, per_class=10, size=(40, 36), num_classes=len(DTD_CLASSES)):
     """A DescribableTextures copy in CoOp's layout: images/<class>/*.jpg + split_zhou JSON
-    (per class: 5 train, 2 val, rest test). Class colours differ so features differ."""
+    (per class: half train, a fifth val, the rest test). Class colours differ so features differ."""
     rng = np.random.default_rng(0)
     base = Path(root) / "dtd"
     split = {"train": [], "val": [], "test": []}
-    for label, name in enumerate(DTD_CLASSES):
+    names = (DTD_CLASSES + [f"texture_{i:03d}" for i in range(num_classes)])[:num_classes]
+    n_train, n_val = per_class // 2, per_class // 5
+    for label, name in enumerate(names):
         (base / "images" / name).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             pixels = rng.integers(0, 60, (size[1], size[0], 3), dtype=np.uint8)
-            pixels[..., label % 3] += np.uint8(150 + 20 * (label // 3))
+            pixels[..., label % 3] += np.uint8(150 + (20 * (label // 3)) % 100)
             rel = f"{name}/{name}_{i:04d}.jpg"
             Image.fromarray(pixels).save(base / "images" / rel)
-            part = "train" if i < 5 else "val" if i < 7 else "test"
+            part = "train" if i < n_train else "val" if i < n_train + n_val else "test"
             split[part].append([rel, label, name])
     (base / "split_zhou_DescribableTextures.json").write_text(json.dumps(split))
     return base

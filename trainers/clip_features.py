@@ -128,8 +128,11 @@ class CLIPFeatureSource(FeatureSource):
         """``[V, N, d]``: every image decoded once and encoded under each ``(transform, seed_of)``."""
         model = self.model()
         dataset = ImageViews([item.impath for item in items], views)
+        # A private generator: a DataLoader otherwise draws its worker seed from torch's global RNG,
+        # and a cold cache would then shift every random number of the run after it.
         loader = DataLoader(dataset, batch_size=self.cfg.DATALOADER.TEST.BATCH_SIZE,
-                            num_workers=self.cfg.DATALOADER.NUM_WORKERS, pin_memory=self.device.type == "cuda")
+                            num_workers=self.cfg.DATALOADER.NUM_WORKERS, pin_memory=self.device.type == "cuda",
+                            generator=torch.Generator())
         out = None
         desc = f"Encoding {self.dataset_name}/{split} ({len(items):,} images x {len(views)} view(s))"
         print(desc)

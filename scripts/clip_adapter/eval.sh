@@ -1,0 +1,7 @@
+#!/bin/bash
+# The ImageNet models of scripts/clip_adapter/main.sh evaluated on ImageNet-V2 / -Sketch / -A / -R
+# (a thin wrapper over scripts/eval_shift.sh; its SOURCE / SHIFT_SETS / SEEDS env apply):
+#   DATA=/data bash scripts/clip_adapter/eval.sh CFG SHOTS [KEY VALUE ...]
+#   e.g. DATA=/data bash scripts/clip_adapter/main.sh imagenet rn50 16 && DATA=/data bash scripts/clip_adapter/eval.sh rn50 16
+set -euo pipefail
+exec bash "$(dirname "$0")/../eval_shift.sh" CLIPAdapter "$@"

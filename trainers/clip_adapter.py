@@ -1,0 +1,70 @@
+"""CLIPAdapter: the original CLIP-Adapter trainer (gaopengcuhk/CLIP-Adapter, clip_adapter.py)
+trained from cached features.
+
+Only the adapter is trained (cross-entropy, CoOp's optimisation config); the text prototypes
+of the dataset's CoOp template and the image features stay frozen. The original re-augments
+every image every epoch; here each epoch draws one view per image from a fixed bank of
+NUM_VIEWS cached RandomResizedCrop(INPUT.RRCROP_SCALE) + flip views.
+"""
+import torch.nn.functional as F
+from yacs.config import CfgNode as CN
+
+from .feature_trainer import FeatureTrainer
+from .lr_scheduler import build_lr_scheduler
+from .methods.clip_adapter import Adapter, adapter_logits
+from .methods.zero_shot import class_prototypes
+from .optim import build_optimizer
+from .registry import TRAINER_REGISTRY
+from .templates import format_prompt, templates_for
+
+
+@TRAINER_REGISTRY.register()
+class CLIPAdapter(FeatureTrainer):
+    """logits = logit_scale * norm(ratio * adapter(f) + (1 - ratio) * f) @ norm(text).T"""
+
+    @staticmethod
+    def extend_cfg(cfg):
+        cfg.TRAINER.CLIPADAPTER = CN()
+        cfg.TRAINER.CLIPADAPTER.RATIO = 0.2  # residual ratio: weight of the adapted feature (original: 0.2)
+        cfg.TRAINER.CLIPADAPTER.REDUCTION = 4  # bottleneck width = feature dim / REDUCTION (original: 4)
+        # Cached augmented views per few-shot image; each epoch draws one per image. The original
+        # re-augments every epoch (200 encoder passes over the few-shot images); 10, the size of the
+        # FEATURES.AUG_VIEWS bank (Tip-Adapter's), costs 10 passes, and each view recurs about
+        # MAX_EPOCH / 10 times. More views = closer to the original, at one encoder pass each.
+        cfg.TRAINER.CLIPADAPTER.NUM_VIEWS = 10
+
+    def build_model(self):
+        cfg, node = self.cfg, self.cfg.TRAINER.CLIPADAPTER
+        if not 0.0 <= node.RATIO <= 1.0:
+            raise ValueError(f"TRAINER.CLIPADAPTER.RATIO must be in [0, 1], got {node.RATIO}")
+        if node.NUM_VIEWS < 1:
+            raise ValueError(f"TRAINER.CLIPADAPTER.NUM_VIEWS must be >= 1, got {node.NUM_VIEWS}")
+        template = templates_for(cfg.DATASET.NAME, "custom")
+        print(f"Prompts: {[format_prompt(template[0], c) for c in self.classnames]}")
+        self.prototypes = class_prototypes(self.class_text_features(template)).to(self.device)
+        self.logit_scale = self.features.logit_scale
+        dim = self.split_features(cfg.TEST.SPLIT).features.shape[1]
+        self.adapter = Adapter(dim, node.REDUCTION).to(self.device)
+        optim = build_optimizer(self.adapter, cfg.OPTIM)
+        self.register_model("clip_adapter", self.adapter, optim, build_lr_scheduler(optim, cfg.OPTIM))
+
+    def before_train(self):
+        """The training views are encoded here, not in build_model: an eval-only run (ImageNet-A/R
+        have no train split) never needs them."""
+        views = self.augmented_train_features(self.cfg.TRAINER.CLIPADAPTER.NUM_VIEWS, scale=self.cfg.INPUT.RRCROP_SCALE)
+        self.train_loader_x = self.view_batches(views, self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
+        super().before_train()
+
+    def forward_backward(self, batch):
+        features, labels = (t.to(self.device) for t in batch)
+        logits = self.model_inference(features)
+        loss = F.cross_entropy(logits, labels)
+        self.model_backward_and_update(loss)
+        return {"loss": loss.item(), "acc": 100.0 * (logits.argmax(1) == labels).float().mean().item()}
+
+    def model_inference(self, features):
+        return adapter_logits(self.adapter, features, self.prototypes, self.cfg.TRAINER.CLIPADAPTER.RATIO,
+                              self.logit_scale)
+
+    def remap_classes(self, name, state_dict, index):
+        return state_dict  # class-agnostic: the prototypes are rebuilt for the evaluation classes

@@ -1,0 +1,94 @@
+"""LinearProbe: CoOp's linear-probe CLIP (lpclip/) as a training-free trainer.
+
+fit() fits logistic regression on the few-shot train features, choosing C on the few-shot val
+split by CoOp's grid + binary search (CoOp's script also evaluates test at every search step;
+test is never read here). The fitted weights live in a registered module, so the run is
+checkpointed and ``--eval-only --model-dir`` reloads it, on a subset of classes too.
+"""
+import warnings
+
+from sklearn.exceptions import ConvergenceWarning
+from yacs.config import CfgNode as CN
+
+from .feature_trainer import FeatureTrainer
+from .methods.linear_probe import (
+    COOP_C_GRID,
+    LinearProbeHead,
+    accuracy,
+    check_c_grid,
+    coop_c_search,
+    fit_logistic_regression,
+    linear_weights,
+)
+from .registry import TRAINER_REGISTRY
+
+
+@TRAINER_REGISTRY.register()
+class LinearProbe(FeatureTrainer):
+    """logits = W f + b, (W, b) from L2 logistic regression on frozen image features f."""
+
+    trains = False
+
+    @staticmethod
+    def extend_cfg(cfg):
+        cfg.TRAINER.LINEARPROBE = CN()
+        # CoOp's initial search list for C (inverse regularisation strength), searched in order.
+        cfg.TRAINER.LINEARPROBE.C_GRID = list(COOP_C_GRID)
+        cfg.TRAINER.LINEARPROBE.NUM_STEP = 8  # binary-search steps after the grid (CoOp's --num_step)
+        cfg.TRAINER.LINEARPROBE.MAX_ITER = 1000  # lbfgs iterations per fit (CoOp)
+        # CoOp fits the raw image-encoder output (lpclip/feat_extractor.py does not normalise it).
+        cfg.TRAINER.LINEARPROBE.NORMALIZE = False
+
+    def build_model(self):
+        node = self.cfg.TRAINER.LINEARPROBE
+        if node.NUM_STEP < 0 or node.MAX_ITER < 1:
+            raise ValueError(f"TRAINER.LINEARPROBE.NUM_STEP must be >= 0 and MAX_ITER >= 1, "
+                             f"got {node.NUM_STEP} and {node.MAX_ITER}")
+        try:
+            self.c_grid = check_c_grid(node.C_GRID)
+        except ValueError as e:
+            raise ValueError(f"TRAINER.LINEARPROBE.C_GRID: {e}") from None
+        dim = self.split_features(self.cfg.TEST.SPLIT).features.shape[1]
+        self.head = LinearProbeHead(dim, self.num_classes, normalize=node.NORMALIZE).to(self.device)
+        self.register_model("linear_probe", self.head)
+
+    def fit(self):
+        node = self.cfg.TRAINER.LINEARPROBE
+        train, val = (self.split_features(split) for split in ("train", "val"))
+        x_train, y_train = self.probe_inputs(train)
+        x_val, y_val = self.probe_inputs(val)
+        print(f"Linear probe: {len(y_train)} train and {len(y_val)} val features of dimension {x_train.shape[1]}")
+
+        fits = []
+
+        def fit(c):
+            fits.append(c)
+            return fit_logistic_regression(x_train, y_train, c, node.MAX_ITER)
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.chosen_c, val_acc = coop_c_search(lambda c: accuracy(fit(c), x_val, y_val),
+                                                   self.c_grid, node.NUM_STEP)
+            classifier = fit(self.chosen_c)
+        self.report_warnings(caught, len(fits))
+        print(f"Linear probe: C={self.chosen_c:.4g} (val accuracy {val_acc:.2f}%)")
+        self.head.set_weights(*(t.to(self.device) for t in linear_weights(classifier, self.num_classes)))
+
+    def report_warnings(self, caught, num_fits):
+        """One line for lbfgs hitting MAX_ITER (scikit-learn warns once per fit); others as they were."""
+        unconverged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+        if unconverged:
+            print(f"Note: lbfgs stopped at TRAINER.LINEARPROBE.MAX_ITER={self.cfg.TRAINER.LINEARPROBE.MAX_ITER} "
+                  f"before converging in {unconverged} of {num_fits} fits (CoOp's runs have the same limit)")
+        for w in caught:
+            if not issubclass(w.category, ConvergenceWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+    def probe_inputs(self, data):
+        return self.head.prepare(data.features).double().cpu().numpy(), data.labels.numpy()
+
+    def model_inference(self, features):
+        return self.head(features)
+
+    def remap_classes(self, name, state_dict, index):
+        return {key: value[index] for key, value in state_dict.items()}

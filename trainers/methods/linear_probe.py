@@ -1,0 +1,106 @@
+"""CoOp's linear-probe CLIP: L2-regularised logistic regression (lbfgs) on frozen image
+features, with the inverse regularisation strength C chosen on validation data by CoOp's
+procedure (a coarse grid, then a binary search in log10 space)."""
+import math
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+
+# CoOp's lpclip/linear_probe.py search list, largest C (weakest regularisation) first.
+COOP_C_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
+
+
+def fit_logistic_regression(features, labels, c, max_iter):
+    """scikit-learn's L2 logistic regression with lbfgs, as CoOp fits it (the L2 penalty is the
+    default of every scikit-learn >= 1.4, which deprecates spelling it out)."""
+    return LogisticRegression(solver="lbfgs", C=c, max_iter=max_iter).fit(features, labels)
+
+
+def accuracy(classifier, features, labels):
+    """Top-1 accuracy (%) of a fitted classifier."""
+    return 100.0 * float(np.mean(classifier.predict(features) == labels))
+
+
+def check_c_grid(grid):
+    """``grid`` as floats, or ValueError unless it is a non-empty list of positive numbers."""
+    try:
+        values = [float(c) for c in grid]
+    except (TypeError, ValueError):
+        values = []
+    if not values or min(values) <= 0:
+        raise ValueError(f"the C grid must be a non-empty list of positive numbers, got {list(grid)}")
+    return values
+
+
+def coop_c_search(score, grid=COOP_C_GRID, num_steps=8, log=print):
+    """CoOp's choice of C under ``score(C)`` (validation accuracy; higher is better).
+
+    The grid's first best C is the peak; the search then starts from [peak / 10, peak * 10]
+    and, for ``num_steps`` steps, scores both ends, keeps the better one (the left one on a
+    tie) as the current choice, and halves the interval in log10 space towards it. The
+    choice after the last step is returned (the peak itself when ``num_steps`` is 0). Each
+    C is scored once: the fits are deterministic, so CoOp's repeated fits change nothing.
+    """
+    check_c_grid(grid)
+    scores = {}
+
+    def scored(c):
+        if c not in scores:
+            scores[c] = score(c)
+        return scores[c]
+
+    grid_scores = [scored(c) for c in grid]
+    peak = grid[int(np.argmax(grid_scores))]
+    log("C grid on the few-shot val split: " + ", ".join(f"C={c:g}: {s:.2f}%" for c, s in zip(grid, grid_scores))
+        + f" -> peak C={peak:g}")
+    chosen = peak
+    left, right = math.log10(peak) - 1.0, math.log10(peak) + 1.0
+    for step in range(num_steps):
+        c_left, c_right = 10.0 ** left, 10.0 ** right
+        acc_left, acc_right = scored(c_left), scored(c_right)
+        middle = 0.5 * (left + right)
+        if acc_left < acc_right:
+            chosen, left = c_right, middle
+        else:
+            chosen, right = c_left, middle
+        log(f"C search step {step + 1}/{num_steps}: C={c_left:.4g}: {acc_left:.2f}%, C={c_right:.4g}: "
+            f"{acc_right:.2f}% -> C={chosen:.4g}")
+    return chosen, scores[chosen]
+
+
+def linear_weights(classifier, num_classes):
+    """``(weight [C, d], bias [C])`` float32 tensors giving the classifier's class logits.
+    A two-class problem has one decision function z; rows (-z/2, z/2) give the same softmax."""
+    expected = np.arange(num_classes)
+    if not np.array_equal(classifier.classes_, expected):
+        missing = sorted(set(expected.tolist()) - set(classifier.classes_.tolist()))
+        raise ValueError(f"the linear probe saw no training image of class(es) {missing}")
+    weight = torch.from_numpy(classifier.coef_).float()
+    bias = torch.from_numpy(classifier.intercept_).float()
+    if num_classes == 2:
+        weight, bias = torch.cat([-weight, weight]) / 2, torch.cat([-bias, bias]) / 2
+    return weight, bias
+
+
+class LinearProbeHead(torch.nn.Module):
+    """The fitted probe as a torch module: ``weight [C, d]`` and ``bias [C]`` are buffers, so they
+    are checkpointed and reloaded like any model, and never trained by gradient."""
+
+    def __init__(self, dim, num_classes, normalize=False):
+        super().__init__()
+        self.normalize = normalize
+        self.register_buffer("weight", torch.zeros(num_classes, dim))
+        self.register_buffer("bias", torch.zeros(num_classes))
+
+    def set_weights(self, weight, bias):
+        self.weight.copy_(weight)
+        self.bias.copy_(bias)
+
+    def prepare(self, features):
+        """What the probe sees: the features as they are (CoOp), or L2-normalised."""
+        features = features.float()
+        return torch.nn.functional.normalize(features, dim=-1) if self.normalize else features
+
+    def forward(self, features):
+        return torch.nn.functional.linear(self.prepare(features), self.weight, self.bias)
