@@ -14,6 +14,7 @@ import torch
 from torchvision import transforms as T
 
 from conftest import DTD_CLASSES, ROOT, read_log, run_train, tiny_args
+from trainers.class_map import ClassMismatchError
 from trainers.methods.prompt_learner import PromptLearner, text_encoder
 from trainers.methods.zero_shot import clip_logits
 
@@ -190,3 +191,17 @@ def test_main_script_writes_coops_variant_folder(tiny_clip, dtd_root, tmp_path):
     run = repo / "output/dtd/CoOp/vit_b16_ep50_2shots/nctx4_cscTrue_ctpmiddle/seed1"
     log = read_log(run)
     assert "Initializing class-specific contexts" in log and "* accuracy:" in log
+
+
+def test_shared_context_evaluates_on_classes_never_trained_on(tiny_clip, dtd_root, tmp_path):
+    """CoCoOp's base-to-new protocol: a shared context fits any class list; CSC cannot."""
+    for csc in ("False", "True"):
+        run = tmp_path / f"base_csc{csc}"
+        train_with_cached_views(tiny_clip, dtd_root, run, "DATASET.SUBSAMPLE_CLASSES", "base", "TRAINER.COOP.CSC", csc)
+        new = coop_args(tiny_clip, dtd_root, tmp_path / f"new_csc{csc}", "DATASET.SUBSAMPLE_CLASSES", "new",
+                        "TRAINER.COOP.CSC", csc, flags=["--eval-only", "--model-dir", run])
+        if csc == "False":
+            assert 0.0 <= run_train(new).test() <= 100.0
+        else:
+            with pytest.raises(ClassMismatchError, match="were not trained on"):
+                run_train(new)

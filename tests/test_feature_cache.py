@@ -126,3 +126,14 @@ def test_corrupt_or_foreign_entry_is_reencoded_not_trusted(tiny_clip, dtd_root, 
     assert f"Feature cache entry {image_entry} is unreadable" in log
     assert f"Feature cache entry {text_entry} does not match its key" in log
     assert torch.equal(rerun.split_features("test").features, first.split_features("test").features)
+
+
+def test_a_cold_and_a_warm_cache_give_the_same_training_run(tiny_clip, dtd_root, tmp_path):
+    """Encoding must not consume the run's random numbers (it used to, via the DataLoader)."""
+    opts = ["DATASET.NUM_SHOTS", "4", "OPTIM.NAME", "adamw", "OPTIM.MAX_EPOCH", "2", "FEATURES.AUG_VIEWS", "2",
+            "DATALOADER.TRAIN_X.BATCH_SIZE", "4", "TRAINER.CMM.TEMPLATES", "custom", "TRAINER.CMM.NEGATIVE", "random"]
+    cold = run_train(tiny_args(tiny_clip, dtd_root, tmp_path / "cold", *opts, trainer="CMM"))
+    warm = run_train(tiny_args(tiny_clip, dtd_root, tmp_path / "warm", *opts, trainer="CMM"))
+    assert cache_of(cold).encoded > 0 and cache_of(warm).encoded == 0
+    for key, value in cold.head.state_dict().items():
+        assert torch.equal(value, warm.head.state_dict()[key]), key

@@ -124,9 +124,19 @@ class CLIPFeatureSource(FeatureSource):
         return (transform, ViewSeeds(view.seed, view.index, relpaths)), f"{desc};seed={view.seed};view={view.index}"
 
     @torch.no_grad()
+    def encode_image_batch(self, images):
+        """Frozen image features (fp32) of a batch of image tensors, at CLIP.PRECISION; CoOp's
+        online augmentation uses it too."""
+        images = images.to(self.device, non_blocking=True)
+        if self.precision == "fp16":
+            images = images.half()
+        with self.autocast():
+            return self.model().encode_image(images).float()
+
+    @torch.no_grad()
     def encode_images(self, items, split, views):
         """``[V, N, d]``: every image decoded once and encoded under each ``(transform, seed_of)``."""
-        model = self.model()
+        self.model()  # build it (and its card) before the loader starts
         dataset = ImageViews([item.impath for item in items], views)
         # A private generator: a DataLoader otherwise draws its worker seed from torch's global RNG,
         # and a cold cache would then shift every random number of the run after it.
@@ -138,11 +148,7 @@ class CLIPFeatureSource(FeatureSource):
         print(desc)
         for images, index in progress(loader, desc=desc, total=len(loader), unit="batch"):
             b, v = images.shape[:2]
-            images = images.flatten(0, 1).to(self.device, non_blocking=True)
-            if self.precision == "fp16":
-                images = images.half()
-            with self.autocast():
-                feats = model.encode_image(images).float().view(b, v, -1).transpose(0, 1).cpu()
+            feats = self.encode_image_batch(images.flatten(0, 1)).view(b, v, -1).transpose(0, 1).cpu()
             if out is None:
                 out = torch.empty(v, len(items), feats.shape[-1])
             out[:, index] = feats

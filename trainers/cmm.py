@@ -140,8 +140,9 @@ class CMM(FeatureTrainer):
         return head.eval()
 
     # --- evaluation on other classes, and the gap report --------------------------------------
-    def remap_classes(self, name, state_dict, index):
+    def remap_classes(self, name, state_dict, trained_classnames):
         """Prototypes are per class: keep the rows of the evaluation classes (1000 -> 200)."""
+        index = self.eval_class_index(trained_classnames)
         state = dict(state_dict)
         for key in ("prototypes", "zero_shot_prototypes"):
             state[key] = state[key][index]

@@ -21,7 +21,7 @@ from datasets.transforms import augment_transform
 from .checkpoint import load_checkpoint
 from .feature_trainer import FeatureTrainer
 from .lr_scheduler import build_lr_scheduler
-from .methods.prompt_learner import PromptLearner, coop_logits, remap_context, text_encoder
+from .methods.prompt_learner import PromptLearner, coop_logits, text_encoder
 from .optim import build_optimizer
 from .registry import TRAINER_REGISTRY
 
@@ -121,17 +121,7 @@ class CoOp(FeatureTrainer):
         loader = DataLoader(images, batch_size=batch_size, shuffle=True, drop_last=len(items) >= batch_size,
                             num_workers=workers, persistent_workers=workers > 0,
                             pin_memory=self.device.type == "cuda")
-        return EncodedImageBatches(loader, self.labels_of(items), self.encode_images)
-
-    @torch.no_grad()
-    def encode_images(self, images):
-        """Frozen CLIP image features of a batch, at the feature source's precision (CLIP.PRECISION)."""
-        source = self.features
-        images = images.to(self.device, non_blocking=True)
-        if source.precision == "fp16":
-            images = images.half()
-        with source.autocast():
-            return source.model().encode_image(images).float()
+        return EncodedImageBatches(loader, self.labels_of(items), self.features.encode_image_batch)
 
     def forward_backward(self, batch):
         features, labels = (t.to(self.device) for t in batch)
@@ -155,8 +145,12 @@ class CoOp(FeatureTrainer):
         self.scaler.update()
 
     # --- checkpoints for other class lists --------------------------------------------------
-    def remap_classes(self, name, state_dict, index):
-        return {**state_dict, "ctx": remap_context(state_dict["ctx"], index)}
+    def remap_classes(self, name, state_dict, trained_classnames):
+        """Class-specific contexts: the evaluation classes' rows; a shared context fits any classes."""
+        ctx = state_dict["ctx"]
+        if ctx.dim() == 3:
+            ctx = ctx[self.eval_class_index(trained_classnames)]
+        return {**state_dict, "ctx": ctx}
 
     def load_state(self, name, model, state_dict):
         """Load the context only: CoOp's own checkpoints also hold the class prompts' token

@@ -90,5 +90,6 @@ class LinearProbe(FeatureTrainer):
     def model_inference(self, features):
         return self.head(features)
 
-    def remap_classes(self, name, state_dict, index):
+    def remap_classes(self, name, state_dict, trained_classnames):
+        index = self.eval_class_index(trained_classnames)
         return {key: value[index] for key, value in state_dict.items()}

@@ -114,9 +114,10 @@ class TipAdapter(FeatureTrainer):
     def model_inference(self, image_features):
         return self.head(image_features)
 
-    def remap_classes(self, name, state_dict, index):
+    def remap_classes(self, name, state_dict, trained_classnames):
         """Per-class tensors: the text prototypes' rows and the value matrix's columns (cache
         entries of classes not evaluated get all-zero values and so no weight)."""
+        index = self.eval_class_index(trained_classnames)
         state = dict(state_dict)
         state["text_prototypes"] = state["text_prototypes"][index]
         state["values"] = state["values"][:, index]

@@ -170,7 +170,7 @@ class TrainerBase:
             if trained != list(self.classnames):
                 print(f"Evaluating {len(self.classnames)} classes with a model trained on {len(trained)} "
                       "(classes matched by name)")
-                state = self.remap_classes(name, state, class_index_map(trained, self.classnames))
+                state = self.remap_classes(name, state, trained)
             self.load_state(name, model, state)
             val = ckpt.get("val_result")
             val_text = f"{val:.1f}" if val is not None else "none"
@@ -180,12 +180,17 @@ class TrainerBase:
         """Put a checkpoint's weights into a registered model (override for buffers of any shape)."""
         model.load_state_dict(state_dict)
 
-    def remap_classes(self, name, state_dict, index):
-        """The state dict restricted/reordered to the evaluation classes: row ``i`` of a per-class
-        tensor must become row ``index[i]`` of the trained one. Trainers with per-class
-        parameters implement this; class-agnostic ones return ``state_dict`` unchanged."""
+    def remap_classes(self, name, state_dict, trained_classnames):
+        """The state dict for the evaluation classes: row ``i`` of a per-class tensor becomes row
+        ``self.eval_class_index(trained_classnames)[i]`` of the trained one. Trainers with
+        per-class parameters implement this; class-agnostic ones return ``state_dict`` unchanged
+        (and so also evaluate on classes never trained on, e.g. base -> new)."""
         raise ClassMismatchError(f"{type(self).__name__} cannot evaluate a checkpoint on classes other than the "
                                  "ones it was trained on")
+
+    def eval_class_index(self, trained_classnames):
+        """Position of each evaluation class among the trained ones, matched by name."""
+        return class_index_map(trained_classnames, self.classnames)
 
     # --- the loop ---------------------------------------------------------------------
     def train(self):

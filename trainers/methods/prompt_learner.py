@@ -123,12 +123,6 @@ class PromptLearner(nn.Module):
         return end_layout.gather(1, self.order.unsqueeze(-1).expand(-1, -1, end_layout.shape[-1]))
 
 
-def remap_context(ctx, index):
-    """A checkpoint's ``ctx`` for other classes: class-specific rows picked by ``index`` (row
-    ``i`` := trained row ``index[i]``); a shared context is class-agnostic."""
-    return ctx[index] if ctx.dim() == 3 else ctx
-
-
 def layout_order(n_ctx, name_len, length, position):
     """Where each prompt position takes its token from in the end layout
     ``[SOS, ctx_1..ctx_M, name, ".", EOS, pad...]`` (CoOp: middle splits the context at M // 2)."""
