@@ -9,6 +9,7 @@ NUM_VIEWS cached RandomResizedCrop(INPUT.RRCROP_SCALE) + flip views.
 import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
+from .evaluator import batch_accuracy
 from .feature_trainer import FeatureTrainer
 from .lr_scheduler import build_lr_scheduler
 from .methods.clip_adapter import Adapter, adapter_logits
@@ -60,7 +61,7 @@ class CLIPAdapter(FeatureTrainer):
         logits = self.model_inference(features)
         loss = F.cross_entropy(logits, labels)
         self.model_backward_and_update(loss)
-        return {"loss": loss.item(), "acc": 100.0 * (logits.argmax(1) == labels).float().mean().item()}
+        return {"loss": loss.item(), "acc": batch_accuracy(logits, labels)}
 
     def model_inference(self, features):
         return adapter_logits(self.adapter, features, self.prototypes, self.cfg.TRAINER.CLIPADAPTER.RATIO,

@@ -22,6 +22,7 @@ from yacs.config import CfgNode as CN
 
 from datasets.atomic_io import write_json
 
+from .evaluator import batch_accuracy
 from .feature_trainer import FeatureTrainer, batches_per_epoch
 from .lr_scheduler import build_iteration_cosine
 from .methods.cmm import CMMHead, cmm_loss
@@ -104,7 +105,7 @@ class CMM(FeatureTrainer):
         logits, loss, ce, trip = self.loss(self.head, features, labels, self.hparams["lam"])
         self.model_backward_and_update(loss)
         return {"loss": loss.item(), "ce": ce.item(), "triplet": trip.item(),
-                "acc": 100.0 * (logits.argmax(1) == labels).float().mean().item()}
+                "acc": batch_accuracy(logits, labels)}
 
     def model_inference(self, image_features):
         return self.head(image_features)[0]
@@ -119,8 +120,7 @@ class CMM(FeatureTrainer):
         def val_accuracy(params):
             head = self.train_head(**params)
             with torch.no_grad():
-                pred = head(val_features)[0].argmax(1)
-            return 100.0 * (pred == val_labels).float().mean().item()
+                return batch_accuracy(head(val_features)[0], val_labels)
 
         grid = {"alpha": list(c.SEARCH_ALPHA), "lam": list(c.SEARCH_LAMBDA), "lr": list(c.SEARCH_LR)}
         self.hparams, _ = grid_search(grid, val_accuracy, name="CMM search")

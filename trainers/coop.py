@@ -19,6 +19,7 @@ from datasets.image_loading import ImageViews
 from datasets.transforms import augment_transform
 
 from .checkpoint import load_checkpoint
+from .evaluator import batch_accuracy
 from .feature_trainer import FeatureTrainer
 from .lr_scheduler import build_lr_scheduler
 from .methods.prompt_learner import PromptLearner, coop_logits, text_encoder
@@ -132,7 +133,7 @@ class CoOp(FeatureTrainer):
             self.model_backward_and_update(loss)
         else:
             self.scaled_backward_and_update(loss)
-        return {"loss": loss.item(), "acc": 100.0 * (logits.argmax(1) == labels).float().mean().item()}
+        return {"loss": loss.item(), "acc": batch_accuracy(logits, labels)}
 
     def scaled_backward_and_update(self, loss):
         """PREC amp: CoOp's GradScaler step (skips steps whose gradients overflowed)."""

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
 from .checkpoint import BEST_NAME, load_checkpoint
+from .evaluator import batch_accuracy
 from .feature_trainer import FeatureTrainer
 from .lr_scheduler import build_iteration_cosine
 from .methods.tip_adapter import CACHE_AUG_SCALE, TipAdapterHead, build_cache, cache_logits, published_settings
@@ -32,10 +33,6 @@ from .search import grid_search, linspace_grid
 from .templates import templates_for
 
 MODEL_NAME = "tip_adapter"
-
-
-def accuracy(logits, labels):
-    return 100.0 * (logits.argmax(dim=1) == labels).float().mean().item()
 
 
 @TRAINER_REGISTRY.register()
@@ -140,8 +137,8 @@ class TipAdapter(FeatureTrainer):
         labels = val.labels.to(self.device)
         f = F.normalize(val.features.to(self.device).float(), dim=-1)
         zero_shot, affinity = head.clip_logits(f), head.affinity(f)
-        init_acc = accuracy(head(val.features.to(self.device), self.init_alpha, self.init_beta), labels)
-        print(f"Val accuracy: zero-shot CLIP {accuracy(zero_shot, labels):.2f}%, Tip logits with initial "
+        init_acc = batch_accuracy(head(val.features.to(self.device), self.init_alpha, self.init_beta), labels)
+        print(f"Val accuracy: zero-shot CLIP {batch_accuracy(zero_shot, labels):.2f}%, Tip logits with initial "
               f"alpha={self.init_alpha:.4g}, beta={self.init_beta:.4g}: {init_acc:.2f}%")
         if not self.cfg.TRAINER.TIPADAPTER.SEARCH:
             head.set_alpha_beta(self.init_alpha, self.init_beta)
@@ -152,7 +149,7 @@ class TipAdapter(FeatureTrainer):
             if params["beta"] not in memo:
                 memo.clear()
                 memo[params["beta"]] = cache_logits(affinity, head.values, params["beta"])
-            return accuracy(zero_shot + params["alpha"] * memo[params["beta"]], labels)
+            return batch_accuracy(zero_shot + params["alpha"] * memo[params["beta"]], labels)
 
         best, best_acc = grid_search(self.search_grid, val_accuracy, name="Tip-Adapter alpha/beta search")
         head.set_alpha_beta(best["alpha"], best["beta"])
@@ -199,7 +196,7 @@ class TipAdapterF(TipAdapter):
         logits = self.head(features, self.init_alpha, self.init_beta)  # the original trains with the initial ones
         loss = F.cross_entropy(logits, labels)
         self.model_backward_and_update(loss)
-        return {"loss": loss.item(), "acc": accuracy(logits, labels)}
+        return {"loss": loss.item(), "acc": batch_accuracy(logits, labels)}
 
     def after_train(self):
         """Search alpha / beta on val for the deployed keys and store them in the deployed checkpoint."""
