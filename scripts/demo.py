@@ -60,9 +60,9 @@ def main(argv=None):
         else:
             skipped += 1
     values, unfinished = collect(os.path.join(args.output))
-    print(f"\nTop-1 accuracy (%) on the simulated benchmark, mean ± std over seeds (n seeds); "
-          f"{done} run(s) done, {skipped} already finished, {time.time() - start:.1f}s\n")
-    print(shots_table(values, args.format))
+    print(f"\n{done} run(s) done, {skipped} already finished, {time.time() - start:.1f}s. Top-1 accuracy (%) "
+          "on the simulated benchmark, mean ± std over seeds (number of seeds):\n")
+    print(shots_table(values, args.format, compact=True))
     if unfinished:
         print("\nUnfinished run folders:\n" + "\n".join(f"  {p}" for p in unfinished))
 

@@ -51,8 +51,9 @@ def run_key(seed_dir, root):
     parts = os.path.relpath(os.path.dirname(seed_dir), root).split(os.sep)
     for i in range(len(parts) - 1, 1, -1):
         match = SHOTS_DIR.match(parts[i])
-        if match:
-            return RunKey(parts[i - 2], parts[i - 1], match["cfg"], int(match["shots"]), "/".join(parts[i + 1:]))
+        if match:  # folders above <dataset> (e.g. demo/) stay part of its name: trees never merge
+            return RunKey("/".join(parts[:i - 1]), parts[i - 1], match["cfg"], int(match["shots"]),
+                          "/".join(parts[i + 1:]))
     return None
 
 
@@ -81,15 +82,18 @@ def cell(values):
     return f"{mean:.2f} ± {std:.2f} ({len(values)})"
 
 
-def shots_table(values, fmt="github"):
-    """One row per (dataset, trainer, cfg, variant), one column per shot count."""
+def shots_table(values, fmt="github", compact=False):
+    """One row per (dataset, trainer, cfg, variant), one column per shot count; ``compact``
+    leaves out the key columns that hold one value in every row."""
     shots = sorted({k.shots for k in values})
     rows = defaultdict(dict)
     for key, vals in values.items():
         rows[(key.dataset, key.trainer, key.cfg, key.variant)][key.shots] = cell(vals)
-    headers = ["dataset", "trainer", "cfg", "variant"] + [f"{k} shots" for k in shots]
-    body = [list(row) + [cells.get(k, "-") for k in shots] for row, cells in sorted(rows.items())]
-    return tabulate(body, headers=headers, tablefmt=fmt)
+    names = ["dataset", "trainer", "cfg", "variant"]
+    keep = [i for i in range(len(names)) if not compact or len({row[i] for row in rows}) > 1]
+    headers = [names[i] for i in keep] + [f"{k}-shot" for k in shots]
+    body = [[row[i] for i in keep] + [cells.get(k, "-") for k in shots] for row, cells in sorted(rows.items())]
+    return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
 
 
 def main(argv=None):

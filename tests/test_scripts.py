@@ -16,7 +16,7 @@ def test_demo_runs_skips_finished_runs_and_restarts_dead_ones(tmp_path, capsys):
     demo.main(argv)
     first = capsys.readouterr().out
     assert "8 run(s) done, 0 already finished" in first
-    assert "| simulated | ZeroshotCLIP  | sim   |           | 53.40 ± 0.00 (2) | 53.40 ± 0.00 (2) |" in first
+    assert "| ZeroshotCLIP  | 53.40 ± 0.00 (2) | 53.40 ± 0.00 (2) |" in first
     dead = out / "simulated" / "ZeroshotCLIP" / "sim_4shots" / "seed2"
     (dead / "log.txt").write_text("half a log, no result\n")
     (dead / "stale.txt").write_text("left by the dead run")
