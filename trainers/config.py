@@ -155,9 +155,13 @@ def extend_cfg(cfg):
     cfg.FEATURES.AUG_FLIP = True
     cfg.FEATURES.AUG_SEED = 0  # views are a fixed bank per image, shared by every seed
 
+    declaring = {}  # each hook once, also when declared by an unregistered base class
     for cls in DATASET_REGISTRY.classes() + TRAINER_REGISTRY.classes():
-        if "extend_cfg" in vars(cls):  # declared by this class, not inherited
-            cls.extend_cfg(cfg)
+        for klass in reversed(cls.__mro__):
+            if "extend_cfg" in vars(klass):
+                declaring.setdefault(vars(klass)["extend_cfg"], klass)
+    for klass in declaring.values():
+        klass.extend_cfg(cfg)
     return cfg
 
 

@@ -1,0 +1,122 @@
+"""Paired image-text data for few-shot cross-modal retrieval (FLEX-CLIP's task).
+
+Classes are split into *source* classes (all their training pairs are used) and disjoint
+*target* classes, of which only X pairs per class are seen in training (``DATASET.NUM_SHOTS``;
+0 = zero-shot, -1 = all). Retrieval is evaluated on the target classes' test pairs. The class
+split is written to ``class_split.json`` in the dataset folder the first time (default: the
+first half of the classes in label order are source, the rest target) and read afterwards, so
+every run and every method uses the same split. X-shot lists come from the same seeded
+sampler as classification (``generate_fewshot``: Python's ``random`` after seeding).
+"""
+import json
+import math
+import os
+from dataclasses import dataclass
+
+from yacs.config import CfgNode as CN
+
+from .atomic_io import write_json
+from .base import DatasetBase
+from .fewshot import check_shots, generate_fewshot
+
+
+@dataclass(frozen=True)
+class PairDatum:
+    """One image-text pair. ``uid`` identifies the pair (manifest id, file stem); ``text`` is the
+    text itself. ``impath`` makes it usable wherever a Datum's image is read."""
+
+    impath: str
+    text: str
+    label: int
+    classname: str
+    uid: str
+    domain: int = 0
+
+
+class RetrievalDatasetBase(DatasetBase):
+    """Subclasses implement ``load_pairs() -> (classnames, {"train": [...], "test": [...]})``."""
+
+    task = "retrieval"
+
+    @staticmethod
+    def extend_cfg(cfg):
+        cfg.DATASET.RETRIEVAL = CN()
+        # Share of the classes (first in label order) that are source classes when the class
+        # split file is first written.
+        cfg.DATASET.RETRIEVAL.SOURCE_FRACTION = 0.5
+        # The class split: "" = <dataset folder>/class_split.json (written once, then read).
+        cfg.DATASET.RETRIEVAL.CLASS_SPLIT_FILE = ""
+
+    def __init__(self, cfg):
+        if not cfg.DATASET.ROOT:
+            raise FileNotFoundError("DATASET.ROOT is empty: pass --root /path/to/datasets")
+        self.root = os.path.abspath(os.path.expanduser(cfg.DATASET.ROOT))
+        self.dataset_dir = os.path.join(self.root, self.folder)
+        self.image_dir = os.path.join(self.dataset_dir, self.image_folder)
+        self.require_dir(self.dataset_dir, what=f"{type(self).__name__} dataset folder")
+        classnames, pairs = self.load_pairs()
+        self.setup_pairs(cfg, classnames, pairs)
+
+    def load_pairs(self):
+        raise NotImplementedError
+
+    def class_split_path(self, cfg):
+        return cfg.DATASET.RETRIEVAL.CLASS_SPLIT_FILE or os.path.join(self.dataset_dir, "class_split.json")
+
+    def setup_pairs(self, cfg, classnames, pairs):
+        """Source / target split, X-shot target sampling, and the lists training may read."""
+        source_names, target_names = self.class_split(cfg, classnames)
+        index = {name: label for label, name in enumerate(classnames)}
+        self.source_labels = [index[n] for n in source_names]
+        self.target_labels = [index[n] for n in target_names]
+        source, target = set(self.source_labels), set(self.target_labels)
+        self.source_train = [p for p in pairs["train"] if p.label in source]
+        target_pool = [p for p in pairs["train"] if p.label in target]
+        shots = cfg.DATASET.NUM_SHOTS
+        if shots > 0:
+            check_shots(target_pool, shots)
+            self.target_train = generate_fewshot(target_pool, shots)
+        else:
+            self.target_train = target_pool if shots < 0 else []
+        self.test = [p for p in pairs["test"] if p.label in target]
+        self.train_x = self.source_train + self.target_train  # everything training may read
+        self.train_u = self.val = None
+        self.classnames = list(classnames)
+        self.lab2cname = dict(enumerate(classnames))
+        self.num_classes = len(classnames)
+        print(f"{type(self).__name__}: {len(source)} source classes ({len(self.source_train):,} pairs), "
+              f"{len(target)} target classes ({len(self.target_train):,} training pairs, "
+              f"{len(self.test):,} test pairs)")
+        if not self.test:
+            raise ValueError(f"{type(self).__name__} has no test pairs of its target classes")
+
+    def class_split(self, cfg, classnames):
+        """(source names, target names): read from the split file, or written there first."""
+        path = self.class_split_path(cfg)
+        if os.path.isfile(path):
+            return read_class_split(path, classnames)
+        m = math.ceil(len(classnames) * cfg.DATASET.RETRIEVAL.SOURCE_FRACTION)
+        split = {"source": list(classnames[:m]), "target": list(classnames[m:])}
+        if not split["source"] or not split["target"]:
+            raise ValueError(f"DATASET.RETRIEVAL.SOURCE_FRACTION={cfg.DATASET.RETRIEVAL.SOURCE_FRACTION} leaves "
+                             f"no source or no target class among {len(classnames)}")
+        write_json(split, path)
+        print(f"Saved the source/target class split to {path}")
+        return split["source"], split["target"]
+
+
+def read_class_split(path, classnames):
+    try:
+        with open(path) as f:
+            split = json.load(f)
+        source, target = list(split["source"]), list(split["target"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"class split file {path} must be JSON with 'source' and 'target' lists ({e})") from e
+    unknown = [n for n in source + target if n not in set(classnames)]
+    if unknown:
+        raise ValueError(f"class split file {path} names unknown class(es) {unknown[:5]}")
+    if set(source) & set(target):
+        raise ValueError(f"class split file {path}: {sorted(set(source) & set(target))[:5]} are both source and target")
+    if not source or not target:
+        raise ValueError(f"class split file {path} needs at least one source and one target class")
+    return source, target
