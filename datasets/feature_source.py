@@ -49,6 +49,10 @@ class FeatureSource(ABC):
         views = augment_views(num_views, scale, flip, seed)
         return torch.stack([self.image_features(items, split, view=view) for view in views])
 
+    def pair_text_features(self, items, split):
+        """``[N, d]`` features of the texts of image-text pairs (PairDatum), for retrieval."""
+        raise TypeError(f"{type(self).__name__} has no paired texts: retrieval needs a paired dataset")
+
     def summary(self):
         """One line for the log: what produced the features."""
         return type(self).__name__

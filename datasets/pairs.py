@@ -95,23 +95,34 @@ class RetrievalDatasetBase(DatasetBase):
         path = self.class_split_path(cfg)
         if os.path.isfile(path):
             return read_class_split(path, classnames)
-        m = math.ceil(len(classnames) * cfg.DATASET.RETRIEVAL.SOURCE_FRACTION)
-        split = {"source": list(classnames[:m]), "target": list(classnames[m:])}
-        if not split["source"] or not split["target"]:
-            raise ValueError(f"DATASET.RETRIEVAL.SOURCE_FRACTION={cfg.DATASET.RETRIEVAL.SOURCE_FRACTION} leaves "
-                             f"no source or no target class among {len(classnames)}")
-        write_json(split, path)
+        source, target = default_class_split(classnames, cfg.DATASET.RETRIEVAL.SOURCE_FRACTION)
+        write_json({"source": source, "target": target}, path)
         print(f"Saved the source/target class split to {path}")
-        return split["source"], split["target"]
+        return source, target
+
+
+def default_class_split(classnames, source_fraction):
+    """The first ceil(n * fraction) classes in label order are source, the rest target."""
+    m = math.ceil(len(classnames) * source_fraction)
+    source, target = list(classnames[:m]), list(classnames[m:])
+    if not source or not target:
+        raise ValueError(f"DATASET.RETRIEVAL.SOURCE_FRACTION={source_fraction} leaves no source or no target "
+                         f"class among {len(classnames)}")
+    return source, target
+
+
+def read_json_lists(path, keys, what):
+    """The lists under ``keys`` of a JSON split file; an error names the file otherwise."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        return [list(data[key]) for key in keys]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{what} {path} must be JSON with {' and '.join(map(repr, keys))} lists ({e!r})") from e
 
 
 def read_class_split(path, classnames):
-    try:
-        with open(path) as f:
-            split = json.load(f)
-        source, target = list(split["source"]), list(split["target"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"class split file {path} must be JSON with 'source' and 'target' lists ({e})") from e
+    source, target = read_json_lists(path, ("source", "target"), "class split file")
     unknown = [n for n in source + target if n not in set(classnames)]
     if unknown:
         raise ValueError(f"class split file {path} names unknown class(es) {unknown[:5]}")

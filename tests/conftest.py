@@ -2,6 +2,7 @@
 a small image dataset in CoOp's DescribableTextures layout, and an in-process train.py."""
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -97,3 +98,27 @@ def run_train(argv):
 
 def read_log(out):
     return (Path(out) / "log.txt").read_text()
+
+
+def coop_parse(log_text, end_signal="Finish training", keyword="accuracy"):
+    """What CoOp's parse_test_res.py extracts: the metric after the end signal line."""
+    good_to_go, value = False, None
+    for line in log_text.splitlines():
+        line = line.strip()
+        if line == end_signal:
+            good_to_go = True
+        match = re.search(rf"\* {keyword}: ([\.\deE+-]+)%", line)
+        if match and good_to_go:
+            value = float(match.group(1))
+    return value
+
+
+RESULT_BLOCK = re.compile(
+    r"^=> result\n"
+    r"\* total: (?P<total>[\d,]+)\n"
+    r"\* correct: (?P<correct>[\d,]+)\n"
+    r"\* accuracy: (?P<acc>\d+\.\d)%\n"
+    r"\* error: (?P<err>\d+\.\d)%\n"
+    r"\* macro_f1: (?P<f1>\d+\.\d)%$",
+    re.M,
+)

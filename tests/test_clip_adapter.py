@@ -5,9 +5,8 @@ import re
 import torch
 import torch.nn.functional as F
 
-from conftest import read_log, run_train, tiny_args
+from conftest import RESULT_BLOCK, coop_parse, read_log, run_train, tiny_args
 from test_linear_probe import SHOTS, backbone_configs, check_eval_only_runs, forwarded_commands, sim_args
-from test_train_zeroshot_e2e import RESULT_BLOCK, coop_parse
 from trainers.methods.zero_shot import class_prototypes
 
 FAST = ("OPTIM.MAX_EPOCH", "30")  # enough epochs to see the loss fall

@@ -10,8 +10,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from conftest import ROOT, read_log, run_train, tiny_args
-from test_train_zeroshot_e2e import RESULT_BLOCK, coop_parse
+from conftest import RESULT_BLOCK, ROOT, coop_parse, read_log, run_train, tiny_args
 from trainers.config import get_cfg_default, merge_file
 from trainers.feature_trainer import LabeledFeatures
 from trainers.methods.linear_probe import coop_c_search, linear_weights

@@ -4,9 +4,8 @@ import shutil
 import subprocess
 import sys
 
-from conftest import ROOT
+from conftest import ROOT, coop_parse
 from scripts import demo, results
-from test_train_zeroshot_e2e import coop_parse
 
 
 def test_demo_runs_skips_finished_runs_and_restarts_dead_ones(tmp_path, capsys):

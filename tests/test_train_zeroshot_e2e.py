@@ -10,30 +10,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision import transforms as T
 
-from conftest import DTD_CLASSES, ROOT, read_log, run_train, tiny_args
-
-RESULT_BLOCK = re.compile(
-    r"^=> result\n"
-    r"\* total: (?P<total>[\d,]+)\n"
-    r"\* correct: (?P<correct>[\d,]+)\n"
-    r"\* accuracy: (?P<acc>\d+\.\d)%\n"
-    r"\* error: (?P<err>\d+\.\d)%\n"
-    r"\* macro_f1: (?P<f1>\d+\.\d)%$",
-    re.M,
-)
-
-
-def coop_parse(log_text, end_signal="Finish training", keyword="accuracy"):
-    """What CoOp's parse_test_res.py extracts: the metric after the end signal line."""
-    good_to_go, value = False, None
-    for line in log_text.splitlines():
-        line = line.strip()
-        if line == end_signal:
-            good_to_go = True
-        match = re.search(rf"\* {keyword}: ([\.\deE+-]+)%", line)
-        if match and good_to_go:
-            value = float(match.group(1))
-    return value
+from conftest import DTD_CLASSES, RESULT_BLOCK, ROOT, coop_parse, read_log, run_train, tiny_args
 
 
 def independent_zero_shot_accuracy(root, weights, config):

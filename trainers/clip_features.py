@@ -3,6 +3,7 @@
 The CLIP model is built only when something must be encoded: a run whose features are all
 cached never loads the weights (the cache key needs only the weights file's digest).
 """
+import hashlib
 import json
 import os
 
@@ -20,6 +21,7 @@ from .clip_backbone import BackboneError, load_clip, resolve_backbone
 from .feature_cache import FeatureCache, default_cache_root, entry_key
 from .logger import progress
 from .templates import format_prompt
+from .text_encoding import mean_of_windows, text_windows
 
 
 class ViewSeeds:
@@ -165,12 +167,39 @@ class CLIPFeatureSource(FeatureSource):
                                     meta={"templates": list(templates)})
         return feats.view(len(classnames), len(templates), -1)
 
-    def encode_texts(self, prompts, batch_size=256):
-        model = self.model()
-        tokenizer = open_clip.get_tokenizer(self.spec.model_name)
-        chunks = []
-        for start in progress(range(0, len(prompts), batch_size), desc="Encoding prompts"):
-            tokens = tokenizer(prompts[start:start + batch_size]).to(self.device)
+    def tokenizer(self):
+        return open_clip.get_tokenizer(self.spec.model_name)
+
+    def encode_texts(self, prompts):
+        return self.encode_tokens(self.tokenizer()(prompts), desc="Encoding prompts")
+
+    @torch.no_grad()
+    def encode_tokens(self, tokens, desc, batch_size=256):
+        """Text features (fp32, CPU) of ``[N, context]`` token ids, in batches."""
+        model, chunks = self.model(), []
+        for start in progress(range(0, len(tokens), batch_size), desc=desc):
             with self.autocast():
-                chunks.append(model.encode_text(tokens).float().cpu())
+                chunks.append(model.encode_text(tokens[start:start + batch_size].to(self.device)).float().cpu())
         return torch.cat(chunks)
+
+    # --- the texts of image-text pairs (retrieval) ------------------------------------------
+    def pair_text_features(self, items, split):
+        """``[N, d]``: each pair's text, windowed by FEATURES.LONG_TEXT (see text_encoding)."""
+        f = self.cfg.FEATURES
+        uids = [item.uid for item in items]
+        digests = [hashlib.sha1(item.text.encode()).hexdigest()[:16] for item in items]
+        key = entry_key(kind="pair_text", backbone=self.spec.digest, dataset=self.dataset_name, split=split,
+                        uids=uids, texts=digests, mode=f.LONG_TEXT, max_chunks=f.MAX_TEXT_CHUNKS,
+                        precision=self.precision)
+        label = f"{split}-text-{f.LONG_TEXT}"
+        feats = self.cache.load(self.dataset_name, label, key, uids)
+        if feats is None:
+            tokenizer = self.tokenizer()
+            windows = [text_windows(tokenizer, item.text, f.LONG_TEXT, f.MAX_TEXT_CHUNKS) for item in items]
+            print(f"Encoding {self.dataset_name}/{split} texts ({len(items):,} texts, "
+                  f"{sum(len(w) for w in windows):,} windows, {f.LONG_TEXT})")
+            encoded = self.encode_tokens(torch.cat(windows), desc=f"Encoding {split} texts")
+            feats = self.cache.save(self.dataset_name, label, key, uids,
+                                    mean_of_windows(encoded, [len(w) for w in windows]),
+                                    meta={"split": split, "long_text": f.LONG_TEXT})
+        return feats

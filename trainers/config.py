@@ -140,6 +140,8 @@ def extend_cfg(cfg):
     """Add this project's nodes and every registered class's own node to ``cfg``."""
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # CoOp: all | base | new
 
+    cfg.TEST.RETRIEVAL_TOPK = 0  # retrieval: mAP@k over the top k; 0 = mAP@all
+
     cfg.CLIP = CN()
     # Weights for MODEL.BACKBONE.NAME: "" = "openai" for CoOp names (RN50, ViT-B/16, ...);
     # otherwise an open_clip pretrained tag, a checkpoint file, or "none" (random init).
@@ -154,6 +156,8 @@ def extend_cfg(cfg):
     cfg.FEATURES.AUG_SCALE = (0.5, 1.0)  # RandomResizedCrop scale of those views
     cfg.FEATURES.AUG_FLIP = True
     cfg.FEATURES.AUG_SEED = 0  # views are a fixed bank per image, shared by every seed
+    cfg.FEATURES.LONG_TEXT = "chunk_mean"  # texts of image-text pairs: truncate | chunk_mean | sentence_mean
+    cfg.FEATURES.MAX_TEXT_CHUNKS = 32  # windows kept per text (chunk_mean / sentence_mean)
 
     declaring = {}  # each hook once, also when declared by an unregistered base class
     for cls in DATASET_REGISTRY.classes() + TRAINER_REGISTRY.classes():

@@ -6,9 +6,11 @@ benchmark) for features, and evaluates by running ``model_inference`` on feature
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from datasets.registry import build_dataset
 
+from .retrieval_evaluator import Retrieval
 from .trainer_base import TrainerBase
 
 SPLIT_ATTRS = {"train": "train_x", "val": "val", "test": "test"}
@@ -39,8 +41,15 @@ class FeatureTrainer(TrainerBase):
         self.num_classes = self.dataset.num_classes
         self.features = build_feature_source(self.cfg, self.dataset)
         print(f"Features: {self.features.summary()}")
-        self._split_features = {}
+        self._split_features, self._split_texts = {}, {}
         self.split_features(self.cfg.TEST.SPLIT)  # extract up front: the log's result block stays Dassl's
+        if self.retrieval:
+            self.split_texts(self.cfg.TEST.SPLIT)
+
+    @property
+    def retrieval(self):
+        """A paired dataset: evaluation is cross-modal retrieval (mAP), not classification."""
+        return getattr(self.dataset, "task", "classification") == "retrieval"
 
     def split_items(self, split):
         items = getattr(self.dataset, SPLIT_ATTRS[split], None)
@@ -59,6 +68,12 @@ class FeatureTrainer(TrainerBase):
             self._split_features[split] = LabeledFeatures(self.features.image_features(items, split),
                                                           self.labels_of(items))
         return self._split_features[split]
+
+    def split_texts(self, split):
+        """Features of the texts of a split's image-text pairs (memoised for the run)."""
+        if split not in self._split_texts:
+            self._split_texts[split] = self.features.pair_text_features(self.split_items(split), split)
+        return self._split_texts[split]
 
     def augmented_train_features(self, num_views=None, scale=None):
         """``[V, N, d]`` augmented views of the few-shot training images (FEATURES.AUG_* unless
@@ -82,6 +97,28 @@ class FeatureTrainer(TrainerBase):
         data = self.split_features(split)
         return zip(data.features.to(self.device).split(self.cfg.DATALOADER.TEST.BATCH_SIZE),
                    data.labels.to(self.device).split(self.cfg.DATALOADER.TEST.BATCH_SIZE))
+
+    def test(self, split=None):
+        """Classification (TrainerBase), or on a paired dataset image<->text retrieval of the
+        split's pairs with ``embed_images`` / ``embed_texts`` (mAP, Retrieval evaluator)."""
+        if not self.retrieval:
+            return super().test(split)
+        split = split or self.cfg.TEST.SPLIT
+        self.set_model_mode("eval")
+        images, texts = self.split_features(split), self.split_texts(split)
+        evaluator = Retrieval(self.cfg, k=self.cfg.TEST.RETRIEVAL_TOPK or None)
+        print(f"Evaluate on the *{split}* set")
+        with torch.no_grad():
+            evaluator.process(self.embed_images(images.features.to(self.device)),
+                              self.embed_texts(texts.to(self.device)), images.labels.to(self.device))
+        return next(iter(evaluator.evaluate(split).values()))
+
+    def embed_images(self, features):
+        """Retrieval embedding of image features (zero-shot CLIP: the features themselves)."""
+        return F.normalize(features, dim=-1)
+
+    def embed_texts(self, features):
+        return F.normalize(features, dim=-1)
 
     def report(self):
         cache = getattr(self.features, "cache", None)
@@ -113,3 +150,20 @@ class ViewBatches:
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             yield self.views[chosen[idx], idx], self.labels[idx]
+
+
+class ShuffledBatches:
+    """Iterates tuples of aligned tensors (rows = samples) in a new random order every epoch
+    (torch's global RNG), with the same drop-last rule as ViewBatches."""
+
+    def __init__(self, tensors, batch_size):
+        self.tensors, self.batch_size = tensors, batch_size
+
+    def __len__(self):
+        return batches_per_epoch(len(self.tensors[0]), self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.tensors[0]))
+        for b in range(len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield tuple(t[idx] for t in self.tensors)

@@ -1,0 +1,202 @@
+"""``--trainer FLEXCLIP``: FLEX-CLIP on frozen CLIP features (spec: shared/specs/flex_clip.md).
+
+The dataset decides the task:
+- retrieval (a paired dataset: Wikipedia, Pascal Sentence, manifests, SimulatedPairs): stage 1
+  trains an image and a text VAE-GAN on the real source pairs and the X-shot target pairs, then
+  generates NUM_GENERATED pseudo pairs per target class; stage 2 trains the gated projections
+  and a shared classifier on real + pseudo pairs; the target test pairs are retrieved across
+  modalities with the fused features (mAP@all);
+- classification (the 11 CoOp datasets, Simulated): the text side is the class prompt, stage 1
+  generates pseudo image features for every class, stage 2 projects both sides, and an image
+  is classified by cosine to the fused class-prompt features.
+Every choice the paper leaves open is a TRAINER.FLEXCLIP key (``extend_cfg``). Pseudo features
+come from a generator seeded by ``--seed`` alone, so a resumed run regenerates the same ones.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from yacs.config import CfgNode as CN
+
+from datasets.stable_seed import stable_seed
+
+from .evaluator import batch_accuracy
+from .feature_trainer import FeatureTrainer, ShuffledBatches
+from .lr_scheduler import build_lr_scheduler
+from .methods.flex_clip import (
+    CosineClassifier,
+    GatedProjection,
+    ModalityVAEGAN,
+    alignment_loss,
+    class_alignment_loss,
+    fit_vaegan,
+    generate,
+)
+from .methods.zero_shot import class_prototypes
+from .optim import build_optimizer
+from .registry import TRAINER_REGISTRY
+from .templates import templates_for
+
+
+@TRAINER_REGISTRY.register()
+class FLEXCLIP(FeatureTrainer):
+    @staticmethod
+    def extend_cfg(cfg):
+        cfg.TRAINER.FLEXCLIP = CN()
+        c = cfg.TRAINER.FLEXCLIP
+        c.TEMPLATES = "custom"  # class embedding a = CLIP text feature of the class prompt(s)
+        # stage 1: conditional VAE-GAN per modality
+        c.GENERATE = True  # False: stage 2 on real features only (the "no generation" baseline)
+        c.LATENT = 64
+        c.HIDDEN = 512
+        c.STAGE1_STEPS = 1000  # generator updates (batches drawn with replacement; see fit_vaegan)
+        c.STAGE1_LR = 1e-3  # Adam, betas (0.5, 0.999) as usual for WGAN-GP
+        c.N_CRITIC = 5  # critic steps per generator step
+        c.GP_WEIGHT = 10.0
+        c.KL_WEIGHT = 1.0
+        c.RECONSTRUCTION_WEIGHT = 10.0
+        c.RECONSTRUCTION = "cosine"  # cosine | mse (CLIP features are not in [0, 1]: no BCE)
+        c.ADVERSARIAL_WEIGHT = 1.0
+        c.CROSS_MODAL = "pair"  # generated image and text of one (z, a) close to each other | "class"
+        c.CROSS_MODAL_WEIGHT = 1.0
+        c.NUM_GENERATED = 200  # retrieval: pseudo pairs per target class (rebalancing X shots vs the source)
+        # classification: pseudo images per class. The K-shot sets are balanced, so pseudo features
+        # only add samples; as many as a 1-shot class's 10 views, since 200 drown the real ones
+        # (simulated benchmark: 76.8% vs 61.5% at 1 shot, 84.1% vs 82.5% at 16 shots).
+        c.NUM_GENERATED_CLS = 10
+        # stage 2: gated residual projection + shared classifier (OPTIM.* drives it)
+        c.PROJECTION = "gate"  # gate (paper) | no_gate (g = 0.5) | no_fusion (projection only)
+        c.PROJ_HIDDEN = 512
+        c.GATE_BIAS = -2.0  # initial gate bias: g ~ 0.12, close to the CLIP features at the start
+        c.CLASSIFIER_SCALE = 16.0
+        c.ALIGN = "contrastive"  # contrastive (symmetric InfoNCE) | mse
+        c.ALIGN_WEIGHT = 1.0
+        c.TEMPERATURE = 0.07
+
+    # --- model --------------------------------------------------------------------------
+    def build_model(self):
+        c = self.cfg.TRAINER.FLEXCLIP
+        self.class_embeddings = class_prototypes(
+            self.class_text_features(templates_for(self.cfg.DATASET.NAME, c.TEMPLATES))).to(self.device)
+        dim = self.class_embeddings.shape[1]
+        modalities = ["image", "text"] if self.retrieval else ["image"]
+        self.vaegans = nn.ModuleDict({m: ModalityVAEGAN(dim, dim, c.HIDDEN, c.LATENT) for m in modalities})
+        self.stage2 = nn.ModuleDict({
+            "image": GatedProjection(dim, c.PROJ_HIDDEN, c.PROJECTION, c.GATE_BIAS),
+            "text": GatedProjection(dim, c.PROJ_HIDDEN, c.PROJECTION, c.GATE_BIAS),
+            "classifier": CosineClassifier(dim, self.num_classes, c.CLASSIFIER_SCALE),
+        }).to(self.device)
+        self.vaegans.to(self.device)
+        optim = build_optimizer(self.stage2, self.cfg.OPTIM)
+        self.register_model("stage1", self.vaegans)
+        self.register_model("stage2", self.stage2, optim, build_lr_scheduler(optim, self.cfg.OPTIM))
+        task = "retrieval" if self.retrieval else "classification"
+        per_class = c.NUM_GENERATED if self.retrieval else c.NUM_GENERATED_CLS
+        print(f"FLEX-CLIP ({task}): VAE-GAN on {modalities}, projection {c.PROJECTION}, generate {c.GENERATE} "
+              f"({per_class} per class), align {c.ALIGN} x {c.ALIGN_WEIGHT}")
+
+    # --- training data ------------------------------------------------------------------------
+    def real_training_data(self):
+        """``(image, text, labels)`` of what training may read: the source pairs and the X-shot
+        target pairs (retrieval), or the few-shot images under every cached view with their
+        class prompt as text (classification)."""
+        if self.retrieval:
+            items = self.dataset.train_x
+            image = self.features.image_features(items, "train")
+            text = self.features.pair_text_features(items, "train")
+            labels = self.labels_of(items)
+        else:
+            views = self.augmented_train_features()
+            image = views.features.flatten(0, 1)
+            labels = views.labels.repeat(views.features.shape[0])
+            text = self.class_embeddings.cpu()[labels]
+        return F.normalize(image, dim=-1).to(self.device), F.normalize(text, dim=-1).to(self.device), \
+            labels.to(self.device)
+
+    def generation_targets(self):
+        """The classes that get pseudo pairs: the target classes, or every class (classification)."""
+        return list(self.dataset.target_labels) if self.retrieval else list(range(self.num_classes))
+
+    # --- stage 1 ------------------------------------------------------------------------------
+    def fit_stage1(self, image, text, labels):
+        c = self.cfg.TRAINER.FLEXCLIP
+        feats = {"image": image, "text": text}
+        optimizers = {m: {
+            "critic": torch.optim.Adam(self.vaegans[m].critic.parameters(), lr=c.STAGE1_LR, betas=(0.5, 0.999)),
+            "vae": torch.optim.Adam(list(self.vaegans[m].encoder.parameters()) +
+                                    list(self.vaegans[m].generator.parameters()), lr=c.STAGE1_LR, betas=(0.5, 0.999)),
+        } for m in self.vaegans}
+        settings = {"kl": c.KL_WEIGHT, "reconstruction": c.RECONSTRUCTION_WEIGHT, "adversarial": c.ADVERSARIAL_WEIGHT,
+                    "gp": c.GP_WEIGHT, "cross_modal": c.CROSS_MODAL_WEIGHT, "n_critic": c.N_CRITIC,
+                    "reconstruction_kind": c.RECONSTRUCTION, "cross_modal_kind": c.CROSS_MODAL}
+        batch_size = self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE
+        a = self.class_embeddings[labels]
+
+        def sample_batch():  # with replacement: torch's global RNG, so seeded runs repeat
+            idx = torch.randint(len(labels), (batch_size,), device=labels.device)
+            return {m: feats[m][idx] for m in self.vaegans}, a[idx]
+
+        self.vaegans.train()
+        fit_vaegan(self.vaegans, sample_batch, c.STAGE1_STEPS, optimizers, settings)
+        self.vaegans.eval()
+
+    def pseudo_pairs(self):
+        """NUM_GENERATED pseudo ``(image, text, labels)`` per generation class; a text-less
+        stage 1 (classification) pairs each pseudo image with its class prompt."""
+        c = self.cfg.TRAINER.FLEXCLIP
+        generator = torch.Generator().manual_seed(stable_seed(self.cfg.SEED, "flexclip-pseudo"))
+        per_class = c.NUM_GENERATED if self.retrieval else c.NUM_GENERATED_CLS
+        feats, labels = generate(self.vaegans, self.class_embeddings, self.generation_targets(), per_class, generator)
+        labels = labels.to(self.device)
+        text = feats["text"] if "text" in feats else self.class_embeddings[labels]
+        return feats["image"], text, labels
+
+    # --- stage 2 (Dassl's loop) -----------------------------------------------------------------
+    def before_train(self):
+        """Stage 1 (skipped when resuming: its weights come from the checkpoint), generation,
+        then the stage-2 loader over real + pseudo pairs."""
+        image, text, labels = self.real_training_data()
+        super().before_train()
+        if self.cfg.TRAINER.FLEXCLIP.GENERATE:
+            if self.start_epoch == 0:
+                self.fit_stage1(image, text, labels)
+            pseudo = self.pseudo_pairs()
+            print(f"Generated {len(pseudo[2]):,} pseudo pairs for {len(self.generation_targets())} classes")
+            image, text, labels = (torch.cat([r, p]) for r, p in zip((image, text, labels), pseudo))
+        print(f"Stage 2 on {len(labels):,} pairs")
+        self.train_loader_x = ShuffledBatches([image, text, labels], self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
+
+    def forward_backward(self, batch):
+        c = self.cfg.TRAINER.FLEXCLIP
+        image, text, labels = batch
+        f_image, f_text = self.stage2["image"](image), self.stage2["text"](text)
+        classify = self.stage2["classifier"]
+        logits = classify(f_image)
+        ce = F.cross_entropy(logits, labels) + F.cross_entropy(classify(f_text), labels)
+        if self.retrieval:
+            align = alignment_loss(f_image, f_text, labels, c.ALIGN, c.TEMPERATURE)
+        else:
+            align = class_alignment_loss(f_image, self.stage2["text"](self.class_embeddings), labels, c.TEMPERATURE)
+        loss = ce + c.ALIGN_WEIGHT * align
+        self.model_backward_and_update(loss, names=["stage2"])
+        return {"loss": loss.item(), "ce": ce.item(), "align": align.item(), "acc": batch_accuracy(logits, labels)}
+
+    # --- evaluation ---------------------------------------------------------------------------
+    def embed_images(self, features):
+        return self.stage2["image"](features)
+
+    def embed_texts(self, features):
+        return self.stage2["text"](features)
+
+    def model_inference(self, image_features):
+        """Classification: cosine of the fused image to every fused class prompt."""
+        classes = self.embed_texts(self.class_embeddings)
+        return self.features.logit_scale * self.embed_images(image_features) @ classes.t()
+
+    def remap_classes(self, name, state_dict, trained_classnames):
+        """Only the shared classifier is per class; the projections and generators are not (the
+        class embeddings they read are rebuilt for the evaluation classes)."""
+        if name == "stage2":
+            state_dict = dict(state_dict)
+            state_dict["classifier.weight"] = state_dict["classifier.weight"][self.eval_class_index(trained_classnames)]
+        return state_dict
+
