@@ -22,7 +22,7 @@ for SEED in ${SEEDS}; do
     MODEL_DIR=output/${SOURCE}/${TRAINER}/${CFG}_${SHOTS}shots/${VARIANT:+${VARIANT}/}seed${SEED}
     for DATASET in ${SHIFT_SETS}; do
         DIR=output/${DATASET}/${TRAINER}/${CFG}_${SHOTS}shots/${VARIANT:+${VARIANT}/}seed${SEED}
-        if [ -f "${DIR}/log.txt" ] && grep -q "^\* accuracy:" "${DIR}/log.txt"; then
+        if [ -f "${DIR}/log.txt" ] && grep -Eq "^\* (accuracy|mAP):" "${DIR}/log.txt"; then
             echo "The results exist at ${DIR} (so skip this job)"
             continue
         fi

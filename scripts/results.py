@@ -49,7 +49,7 @@ class RunKey:
 def run_key(seed_dir, root):
     """Parse ``<dataset>/<Trainer>/<cfg>_<K>shots[/<variant>]/seed<S>`` relative to ``root``."""
     parts = os.path.relpath(os.path.dirname(seed_dir), root).split(os.sep)
-    for i in range(len(parts) - 1, 1, -1):
+    for i in range(len(parts) - 1, 0, -1):
         match = SHOTS_DIR.match(parts[i])
         if match:  # folders above <dataset> (e.g. demo/) stay part of its name: trees never merge
             return RunKey("/".join(parts[:i - 1]), parts[i - 1], match["cfg"], int(match["shots"]),
@@ -66,9 +66,9 @@ def collect(root, end_signal=END_SIGNAL, metric="accuracy"):
             continue
         key = run_key(folder, root)
         found = read_metrics(os.path.join(folder, "log.txt"), end_signal) if "log.txt" in files else {}
-        if key is None or metric not in found:
+        if key is None or not found:
             unfinished.append(folder)
-        else:
+        elif metric in found:  # runs of another task (accuracy vs mAP) are not this table's
             values[key].append(found[metric])
     return values, unfinished
 

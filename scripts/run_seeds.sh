@@ -20,7 +20,7 @@ shift 4
 for SEED in ${SEEDS}; do
     DIR=output/${DATASET}/${TRAINER}/${CFG}_${SHOTS}shots/${VARIANT:+${VARIANT}/}seed${SEED}
     if [ -f "${DIR}/log.txt" ] && grep -q "^Finish training" "${DIR}/log.txt" \
-        && grep -q "^\* accuracy:" "${DIR}/log.txt"; then
+        && grep -Eq "^\* (accuracy|mAP):" "${DIR}/log.txt"; then
         echo "The results exist at ${DIR} (so skip this job)"
         continue
     fi

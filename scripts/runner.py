@@ -9,7 +9,7 @@ from scripts.results import read_metrics
 
 def is_finished(folder):
     log = os.path.join(folder, "log.txt")
-    return os.path.isfile(log) and "accuracy" in read_metrics(log)
+    return os.path.isfile(log) and bool({"accuracy", "mAP"} & set(read_metrics(log)))  # classification | retrieval
 
 
 def run_if_needed(argv, out):

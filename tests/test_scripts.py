@@ -10,7 +10,7 @@ from scripts import demo, results
 
 def test_demo_runs_skips_finished_runs_and_restarts_dead_ones(tmp_path, capsys):
     out = tmp_path / "demo"
-    argv = ["--output", str(out), "--trainers", "ZeroshotCLIP", "ZeroshotCLIP2",
+    argv = ["--output", str(out), "--tasks", "classification", "--trainers", "ZeroshotCLIP", "ZeroshotCLIP2",
             "--shots", "1", "4", "--seeds", "1", "2"]
     demo.main(argv)
     first = capsys.readouterr().out
@@ -26,7 +26,8 @@ def test_demo_runs_skips_finished_runs_and_restarts_dead_ones(tmp_path, capsys):
 
 
 def test_results_reader_agrees_with_coops_parser(tmp_path):
-    demo.main(["--output", str(tmp_path), "--trainers", "ZeroshotCLIP2", "--shots", "2", "--seeds", "1", "2", "3"])
+    demo.main(["--output", str(tmp_path), "--tasks", "classification", "--trainers", "ZeroshotCLIP2", "--shots", "2",
+               "--seeds", "1", "2", "3"])
     values, unfinished = results.collect(tmp_path)
     seed_dirs = sorted((tmp_path / "simulated" / "ZeroshotCLIP2" / "sim_2shots").iterdir())
     assert [p.name for p in seed_dirs] == ["seed1", "seed2", "seed3"] and unfinished == []

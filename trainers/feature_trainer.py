@@ -33,9 +33,13 @@ def build_feature_source(cfg, dataset):
 
 class FeatureTrainer(TrainerBase):
     feature_level = True
+    supports_retrieval = False  # True: embed_images / embed_texts make sense on paired datasets
 
     def build_data(self):
         self.dataset = build_dataset(self.cfg)
+        if getattr(self.dataset, "task", "classification") == "retrieval" and not self.supports_retrieval:
+            raise ValueError(f"{type(self).__name__} is a classification method; {self.cfg.DATASET.NAME} is a "
+                             "cross-modal retrieval dataset (use ZeroshotCLIP or FLEXCLIP)")
         self.lab2cname = self.dataset.lab2cname
         self.classnames = self.dataset.classnames
         self.num_classes = self.dataset.num_classes

@@ -39,6 +39,7 @@ from .templates import templates_for
 
 @TRAINER_REGISTRY.register()
 class FLEXCLIP(FeatureTrainer):
+    supports_retrieval = True
     @staticmethod
     def extend_cfg(cfg):
         cfg.TRAINER.FLEXCLIP = CN()

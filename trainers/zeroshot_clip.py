@@ -12,6 +12,7 @@ class ZeroshotCLIP(FeatureTrainer):
     """logits = logit_scale * norm(image) @ norm(mean over templates of norm(text)).T"""
 
     trains = False
+    supports_retrieval = True  # on a paired dataset: zero-shot CLIP retrieval
     default_templates = "custom"
 
     @staticmethod

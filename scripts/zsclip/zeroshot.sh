@@ -13,7 +13,7 @@ CFG=$2
 TRAINER=${3:-ZeroshotCLIP}
 
 DIR=output/${DATASET}/${TRAINER}/${CFG}_0shots/seed1
-if [ -f "${DIR}/log.txt" ] && grep -q "^\* accuracy:" "${DIR}/log.txt"; then
+if [ -f "${DIR}/log.txt" ] && grep -Eq "^\* (accuracy|mAP):" "${DIR}/log.txt"; then
     echo "The results exist at ${DIR} (so skip this job)"
     exit 0
 fi
