@@ -60,7 +60,19 @@ class SimulationSpec:
         return cls(**{name: node[name.upper()] for name in cls.__dataclass_fields__})
 
 
-class SimulatedWorld:
+class PromptWorld:
+    """What the simulated worlds share: a prompt template sees the class prototypes
+    (``self.text_prototypes``) through per-template noise, seeded by the template."""
+
+    def text_features(self, classnames, template):
+        rng = np.random.default_rng(stable_seed(self.spec.seed, "template", template))
+        eps = rng.standard_normal(self.text_prototypes.shape) / math.sqrt(self.spec.dim)
+        protos = unit(self.text_prototypes + self.spec.template_noise * eps)
+        index = {name: i for i, name in enumerate(self.classnames)}
+        return protos[[index[name] for name in classnames]].astype(np.float32)
+
+
+class SimulatedWorld(PromptWorld):
     """The generator: class concepts, text prototypes, image distributions per split."""
 
     SPLITS = ("train", "val", "test", "shift")
@@ -106,13 +118,6 @@ class SimulatedWorld:
             for label, name in enumerate(self.classnames)
             for i in range(n)
         ]
-
-    def text_features(self, classnames, template):
-        rng = np.random.default_rng(stable_seed(self.spec.seed, "template", template))
-        eps = rng.standard_normal(self.text_prototypes.shape) / math.sqrt(self.spec.dim)
-        protos = unit(self.text_prototypes + self.spec.template_noise * eps)
-        index = {name: i for i, name in enumerate(self.classnames)}
-        return protos[[index[name] for name in classnames]].astype(np.float32)
 
 
 class SimulatedFeatures(FeatureSource):

@@ -19,7 +19,7 @@ from yacs.config import CfgNode as CN
 
 from .pairs import PairDatum, RetrievalDatasetBase, default_class_split
 from .registry import DATASET_REGISTRY
-from .simulated import SimulatedFeatures, near_identity_rotation, unit
+from .simulated import PromptWorld, SimulatedFeatures, near_identity_rotation, unit
 from .stable_seed import stable_seed
 
 
@@ -50,7 +50,7 @@ class PairedSpec:
         return cls(source_fraction=cfg.DATASET.RETRIEVAL.SOURCE_FRACTION, **values)
 
 
-class PairedWorld:
+class PairedWorld(PromptWorld):
     """Class concepts, class prompts, and the image / text features of every pair."""
 
     SPLITS = ("train", "test")
@@ -99,13 +99,6 @@ class PairedWorld:
                       classname=self.classnames[label], uid=f"{split}-{self.classnames[label]}-{i:04d}")
             for i, label in enumerate(self.labels(split))
         ]
-
-    def text_features(self, classnames, template):
-        rng = np.random.default_rng(stable_seed(self.spec.seed, "template", template))
-        eps = rng.standard_normal(self.text_prototypes.shape) / math.sqrt(self.spec.dim)
-        protos = unit(self.text_prototypes + self.spec.template_noise * eps)
-        index = {name: i for i, name in enumerate(self.classnames)}
-        return protos[[index[name] for name in classnames]].astype(np.float32)
 
 
 class SimulatedPairFeatures(SimulatedFeatures):

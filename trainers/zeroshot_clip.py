@@ -41,3 +41,4 @@ class ZeroshotCLIP2(ZeroshotCLIP):
     """CoOp's prompt-ensembling zero-shot trainer."""
 
     default_templates = "ensemble"
+    supports_retrieval = False  # prompts do not enter pair retrieval: it would repeat ZeroshotCLIP
