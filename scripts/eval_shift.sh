@@ -18,24 +18,12 @@ CFG=$2
 SHOTS=$3
 shift 3
 
+. scripts/run_lib.sh
 for SEED in ${SEEDS}; do
     MODEL_DIR=output/${SOURCE}/${TRAINER}/${CFG}_${SHOTS}shots/${VARIANT:+${VARIANT}/}seed${SEED}
     for DATASET in ${SHIFT_SETS}; do
         DIR=output/${DATASET}/${TRAINER}/${CFG}_${SHOTS}shots/${VARIANT:+${VARIANT}/}seed${SEED}
-        if [ -f "${DIR}/log.txt" ] && grep -Eq "^\* (accuracy|mAP):" "${DIR}/log.txt"; then
-            echo "The results exist at ${DIR} (so skip this job)"
-            continue
-        fi
-        rm -rf "${DIR}"
-        ${PYTHON} train.py \
-            --root "${DATA}" \
-            --seed "${SEED}" \
-            --trainer "${TRAINER}" \
-            --dataset-config-file "configs/datasets/${DATASET}.yaml" \
-            --config-file "configs/trainers/${TRAINER}/${CFG}.yaml" \
-            --output-dir "${DIR}" \
-            --model-dir "${MODEL_DIR}" \
-            --eval-only \
-            DATASET.NUM_SHOTS "${SHOTS}" "$@"
+        run_once "${DIR}" "^=> result" "${DATASET}" "${TRAINER}" "configs/trainers/${TRAINER}/${CFG}.yaml" "${SEED}" \
+            --model-dir "${MODEL_DIR}" --eval-only DATASET.NUM_SHOTS "${SHOTS}" "$@"
     done
 done

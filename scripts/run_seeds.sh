@@ -17,20 +17,9 @@ CFG=$3
 SHOTS=$4
 shift 4
 
+. scripts/run_lib.sh
 for SEED in ${SEEDS}; do
     DIR=output/${DATASET}/${TRAINER}/${CFG}_${SHOTS}shots/${VARIANT:+${VARIANT}/}seed${SEED}
-    if [ -f "${DIR}/log.txt" ] && grep -q "^Finish training" "${DIR}/log.txt" \
-        && grep -Eq "^\* (accuracy|mAP):" "${DIR}/log.txt"; then
-        echo "The results exist at ${DIR} (so skip this job)"
-        continue
-    fi
-    rm -rf "${DIR}"
-    ${PYTHON} train.py \
-        --root "${DATA}" \
-        --seed "${SEED}" \
-        --trainer "${TRAINER}" \
-        --dataset-config-file "configs/datasets/${DATASET}.yaml" \
-        --config-file "configs/trainers/${TRAINER}/${CFG}.yaml" \
-        --output-dir "${DIR}" \
+    run_once "${DIR}" "^Finish training" "${DATASET}" "${TRAINER}" "configs/trainers/${TRAINER}/${CFG}.yaml" "${SEED}" \
         DATASET.NUM_SHOTS "${SHOTS}" "$@"
 done

@@ -12,16 +12,6 @@ DATASET=$1
 CFG=$2
 TRAINER=${3:-ZeroshotCLIP}
 
-DIR=output/${DATASET}/${TRAINER}/${CFG}_0shots/seed1
-if [ -f "${DIR}/log.txt" ] && grep -Eq "^\* (accuracy|mAP):" "${DIR}/log.txt"; then
-    echo "The results exist at ${DIR} (so skip this job)"
-    exit 0
-fi
-rm -rf "${DIR}"
-${PYTHON} train.py \
-    --root "${DATA}" \
-    --seed 1 \
-    --trainer "${TRAINER}" \
-    --dataset-config-file "configs/datasets/${DATASET}.yaml" \
-    --config-file "configs/trainers/ZeroshotCLIP/${CFG}.yaml" \
-    --output-dir "${DIR}"
+. scripts/run_lib.sh
+run_once "output/${DATASET}/${TRAINER}/${CFG}_0shots/seed1" "^=> result" "${DATASET}" "${TRAINER}" \
+    "configs/trainers/ZeroshotCLIP/${CFG}.yaml" 1
