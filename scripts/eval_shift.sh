@@ -7,10 +7,7 @@
 # per-class parameters are mapped by class name. Env as for run_seeds.sh; SHIFT_SETS overrides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-/path/to/datasets}
-PYTHON=${PYTHON:-python}
-SEEDS=${SEEDS:-"1 2 3"}
-VARIANT=${VARIANT:-}
+. scripts/run_lib.sh
 SHIFT_SETS=${SHIFT_SETS:-"imagenetv2 imagenet_sketch imagenet_a imagenet_r"}
 SOURCE=${SOURCE:-imagenet}
 TRAINER=$1
@@ -18,7 +15,6 @@ CFG=$2
 SHOTS=$3
 shift 3
 
-. scripts/run_lib.sh
 for SEED in ${SEEDS}; do
     MODEL_DIR=output/${SOURCE}/${TRAINER}/${CFG}_${SHOTS}shots/${VARIANT:+${VARIANT}/}seed${SEED}
     for DATASET in ${SHIFT_SETS}; do

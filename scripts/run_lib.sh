@@ -1,4 +1,10 @@
-# Shared by run_seeds.sh and eval_shift.sh (source it; needs DATA, PYTHON).
+# Shared by the run scripts (source it from the repository root): the environment they read,
+# with defaults, and run_once.
+DATA=${DATA:-/path/to/datasets}  # the datasets root
+PYTHON=${PYTHON:-python}
+SEEDS=${SEEDS:-"1 2 3"}
+VARIANT=${VARIANT:-}  # optional sub-folder under <cfg>_<K>shots
+
 # run_once DIR END_SIGNAL DATASET TRAINER METHOD_CONFIG SEED [train.py flags and KEY VALUE opts ...]
 #   Skips DIR when its log.txt holds END_SIGNAL (a regex) and a test figure (accuracy or mAP);
 #   otherwise deletes DIR (a run that died is redone from scratch, never appended to) and runs

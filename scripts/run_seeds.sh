@@ -7,17 +7,13 @@
 # and rerun from scratch, never appended to.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-/path/to/datasets}
-PYTHON=${PYTHON:-python}
-SEEDS=${SEEDS:-"1 2 3"}
-VARIANT=${VARIANT:-}
+. scripts/run_lib.sh
 TRAINER=$1
 DATASET=$2
 CFG=$3
 SHOTS=$4
 shift 4
 
-. scripts/run_lib.sh
 for SEED in ${SEEDS}; do
     DIR=output/${DATASET}/${TRAINER}/${CFG}_${SHOTS}shots/${VARIANT:+${VARIANT}/}seed${SEED}
     run_once "${DIR}" "^Finish training" "${DATASET}" "${TRAINER}" "configs/trainers/${TRAINER}/${CFG}.yaml" "${SEED}" \

@@ -14,9 +14,6 @@ from datasets.registry import DATASET_REGISTRY
 
 from .registry import TRAINER_REGISTRY
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
 
 class ConfigError(ValueError):
     """A config file or command-line option names an unknown key or a value of the wrong type."""

@@ -6,12 +6,10 @@
 # Zero-shot ignores shots and seeds: one folder, <cfg>_0shots/seed1. A finished run is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DATA=${DATA:-/path/to/datasets}
-PYTHON=${PYTHON:-python}
+. scripts/run_lib.sh
 DATASET=$1
 CFG=$2
 TRAINER=${3:-ZeroshotCLIP}
 
-. scripts/run_lib.sh
 run_once "output/${DATASET}/${TRAINER}/${CFG}_0shots/seed1" "^=> result" "${DATASET}" "${TRAINER}" \
     "configs/trainers/ZeroshotCLIP/${CFG}.yaml" 1
