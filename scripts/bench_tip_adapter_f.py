@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from conftest import TINY_CONFIG, run_train, save_tiny_clip, tiny_args  # noqa: E402
 from datasets.image_loading import ImageViews  # noqa: E402
 from datasets.transforms import augment_transform  # noqa: E402
-from trainers.methods.tip_adapter import CACHE_AUG_SCALE, build_cache  # noqa: E402
+from methods.tip_adapter import CACHE_AUG_SCALE, build_cache  # noqa: E402
 
 
 def write_dataset(root, classes, shots, image_size, val=4, test=4):

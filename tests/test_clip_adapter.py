@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from conftest import RESULT_BLOCK, coop_parse, read_log, run_train, tiny_args
+from methods.zero_shot import class_prototypes
 from test_linear_probe import SHOTS, backbone_configs, check_eval_only_runs, forwarded_commands, sim_args
-from trainers.methods.zero_shot import class_prototypes
 
 FAST = ("OPTIM.MAX_EPOCH", "30")  # enough epochs to see the loss fall
 LOSS_LINE = re.compile(r"^epoch \[(\d+)/\d+\] batch \[\d+/\d+\] .* loss [\d.]+ \(([\d.]+)\)", re.MULTILINE)

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from conftest import ROOT, read_log, run_train, tiny_args
-from trainers.methods.cmm import CMMHead, CrossModalMap, prototype_distances, triplet_loss
-from trainers.methods.zero_shot import class_prototypes, clip_logits
+from methods.cmm import CMMHead, CrossModalMap, prototype_distances, triplet_loss
+from methods.zero_shot import class_prototypes, clip_logits
 
 KNOWN_ROTATION_WORLD = ["DATASET.SIMULATED.TEXT_NOISE", "0.0", "DATASET.SIMULATED.TEMPLATE_NOISE", "0.0",
                         "DATASET.SIMULATED.NOISE", "0.6", "DATASET.SIMULATED.ROTATION", "0.6",

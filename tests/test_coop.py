@@ -14,9 +14,9 @@ import torch
 from torchvision import transforms as T
 
 from conftest import DTD_CLASSES, ROOT, read_log, run_train, tiny_args
+from methods.prompt_learner import PromptLearner, text_encoder
+from methods.zero_shot import clip_logits
 from trainers.class_map import ClassMismatchError
-from trainers.methods.prompt_learner import PromptLearner, text_encoder
-from trainers.methods.zero_shot import clip_logits
 
 CFG = ROOT / "configs/trainers/CoOp/vit_b16_ep50.yaml"
 COOP_INPUT = ("INPUT.TRANSFORMS", '["random_resized_crop", "random_flip", "normalize"]',

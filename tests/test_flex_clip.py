@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from conftest import ROOT, read_log, run_train, tiny_args
 from datasets.simulated_pairs import SimulatedPairFeatures
+from methods.flex_clip import GatedProjection, alignment_loss, gradient_penalty
 from pair_layouts import pascal_sentence
-from trainers.methods.flex_clip import GatedProjection, alignment_loss, gradient_penalty
 
 SIM_CFG = ROOT / "configs/trainers/FLEXCLIP/sim.yaml"
 

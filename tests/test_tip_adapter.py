@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from conftest import ROOT, read_log, run_train, tiny_args
 from coop_layouts import eurosat
+from methods.tip_adapter import TipAdapterHead, build_cache
 from trainers.feature_trainer import LabeledFeatures
-from trainers.methods.tip_adapter import TipAdapterHead, build_cache
 
 SHOTS = 4
 COARSE = ("TRAINER.TIPADAPTER.SEARCH_STEP", "(40, 10)")  # where the grid itself is not under test (speed)

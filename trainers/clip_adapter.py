@@ -9,11 +9,12 @@ NUM_VIEWS cached RandomResizedCrop(INPUT.RRCROP_SCALE) + flip views.
 import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
+from methods.clip_adapter import Adapter, adapter_logits
+from methods.zero_shot import class_prototypes
+
 from .evaluator import batch_accuracy
 from .feature_trainer import FeatureTrainer
 from .lr_scheduler import build_lr_scheduler
-from .methods.clip_adapter import Adapter, adapter_logits
-from .methods.zero_shot import class_prototypes
 from .optim import build_optimizer
 from .registry import TRAINER_REGISTRY
 from .templates import format_prompt, templates_for

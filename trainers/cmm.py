@@ -21,13 +21,13 @@ import torch
 from yacs.config import CfgNode as CN
 
 from datasets.atomic_io import write_json
+from methods.cmm import CMMHead, cmm_loss
+from methods.modality_gap import gap_metrics
+from methods.zero_shot import class_prototypes
 
 from .evaluator import batch_accuracy
 from .feature_trainer import FeatureTrainer, batches_per_epoch
 from .lr_scheduler import build_iteration_cosine
-from .methods.cmm import CMMHead, cmm_loss
-from .methods.modality_gap import gap_metrics
-from .methods.zero_shot import class_prototypes
 from .optim import build_optimizer
 from .registry import TRAINER_REGISTRY
 from .search import grid_search

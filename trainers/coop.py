@@ -17,12 +17,12 @@ from yacs.config import CfgNode as CN
 
 from datasets.image_loading import ImageViews
 from datasets.transforms import augment_transform
+from methods.prompt_learner import PromptLearner, coop_logits, text_encoder
 
 from .checkpoint import load_checkpoint
 from .evaluator import batch_accuracy
 from .feature_trainer import FeatureTrainer
 from .lr_scheduler import build_lr_scheduler
-from .methods.prompt_learner import PromptLearner, coop_logits, text_encoder
 from .optim import build_optimizer
 from .registry import TRAINER_REGISTRY
 

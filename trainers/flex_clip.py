@@ -18,11 +18,7 @@ import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
 from datasets.stable_seed import stable_seed
-
-from .evaluator import batch_accuracy
-from .feature_trainer import FeatureTrainer, ShuffledBatches
-from .lr_scheduler import build_lr_scheduler
-from .methods.flex_clip import (
+from methods.flex_clip import (
     CosineClassifier,
     GatedProjection,
     ModalityVAEGAN,
@@ -31,7 +27,11 @@ from .methods.flex_clip import (
     fit_vaegan,
     generate,
 )
-from .methods.zero_shot import class_prototypes
+from methods.zero_shot import class_prototypes
+
+from .evaluator import batch_accuracy
+from .feature_trainer import FeatureTrainer, ShuffledBatches
+from .lr_scheduler import build_lr_scheduler
 from .optim import build_optimizer
 from .registry import TRAINER_REGISTRY
 from .templates import templates_for

@@ -10,8 +10,7 @@ import warnings
 from sklearn.exceptions import ConvergenceWarning
 from yacs.config import CfgNode as CN
 
-from .feature_trainer import FeatureTrainer
-from .methods.linear_probe import (
+from methods.linear_probe import (
     COOP_C_GRID,
     LinearProbeHead,
     accuracy,
@@ -20,6 +19,8 @@ from .methods.linear_probe import (
     fit_logistic_regression,
     linear_weights,
 )
+
+from .feature_trainer import FeatureTrainer
 from .registry import TRAINER_REGISTRY
 
 

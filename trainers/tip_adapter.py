@@ -21,12 +21,13 @@ import torch
 import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
+from methods.tip_adapter import CACHE_AUG_SCALE, TipAdapterHead, build_cache, cache_logits, published_settings
+from methods.zero_shot import class_prototypes
+
 from .checkpoint import BEST_NAME, load_checkpoint
 from .evaluator import batch_accuracy
 from .feature_trainer import FeatureTrainer
 from .lr_scheduler import build_iteration_cosine
-from .methods.tip_adapter import CACHE_AUG_SCALE, TipAdapterHead, build_cache, cache_logits, published_settings
-from .methods.zero_shot import class_prototypes
 from .optim import build_optimizer
 from .registry import TRAINER_REGISTRY
 from .search import grid_search, linspace_grid

@@ -1,8 +1,9 @@
 """ZeroshotCLIP (CoOp's per-dataset template) and ZeroshotCLIP2 (CoOp's prompt ensemble)."""
 from yacs.config import CfgNode as CN
 
+from methods.zero_shot import class_prototypes, clip_logits
+
 from .feature_trainer import FeatureTrainer
-from .methods.zero_shot import class_prototypes, clip_logits
 from .registry import TRAINER_REGISTRY
 from .templates import format_prompt, templates_for
 
