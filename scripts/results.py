@@ -1,80 +1,40 @@
-"""Read CoOp-layout run folders and print mean +- std over seeds.
+"""Read CoOp-layout run folders and print mean ± std over seeds beside the published numbers.
 
-    python scripts/results.py output/ [--format github] [--test-log]
+    python scripts/results.py ROOT [ROOT ...] [--format plain|github|latex|csv] [--test-log]
+                              [--metric accuracy mAP] [--no-published] [--plot DEST]
 
-A run folder is ``.../<dataset>/<Trainer>/<cfg>_<K>shots[/<variant>]/seed<S>/log.txt``. A
-run's figures are read exactly as CoOp's ``parse_test_res.py`` reads them: the
-``* <metric>: x%`` lines after the end signal (``Finish training``, or ``=> result`` with
-``--test-log``); the spread is NumPy's population std, as there.
+A run folder is ``.../<dataset>/<Trainer>/<cfg>_<K>shots[/<variant>]/seed<S>/log.txt``. A run's
+figures are read exactly as CoOp's ``parse_test_res.py`` reads them: the ``* <metric>: x%`` lines
+after the end signal (``Finish training``; ``=> result`` for an eval-only run, told from its log
+or forced with ``--test-log``); the spread is NumPy's population std, as there. One table per
+metric (accuracy for classification and distribution shift, mAP for retrieval), with an average
+row over the 11 few-shot datasets where all 11 are present, the published value of the same
+method, backbone (from the cfg name: rn50, rn101, vit_b32, vit_b16), dataset and shots
+(configs/published.yaml) and ours − published. Seed folders without a result and seeds missing
+from a cell are listed. ``--plot DEST`` writes ``DEST_<metric>.png`` and ``.pdf``.
 """
 import argparse
 import os
-import re
 import sys
 from collections import defaultdict
-from dataclasses import dataclass
 
-import numpy as np
-from tabulate import tabulate
+from tabulate import tabulate, tabulate_formats
 
-END_SIGNAL = "Finish training"
-TEST_LOG_SIGNAL = "=> result"
-METRIC_LINE = re.compile(r"\* (\w+): ([\.\deE+-]+)%")
-SHOTS_DIR = re.compile(r"^(?P<cfg>.+)_(?P<shots>\d+)shots$")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
-def read_metrics(log_path, end_signal=END_SIGNAL):
-    """``{metric: value}`` from the lines after ``end_signal`` (the last value wins), or {}."""
-    metrics, started = {}, False
-    with open(log_path) as f:
-        for line in f:
-            line = line.strip()
-            if line == end_signal:
-                started = True
-            match = METRIC_LINE.search(line)
-            if match and started:
-                metrics[match.group(1)] = float(match.group(2))
-    return metrics
-
-
-@dataclass(frozen=True)
-class RunKey:
-    dataset: str
-    trainer: str
-    cfg: str
-    shots: int
-    variant: str
-
-
-def run_key(seed_dir, root):
-    """Parse ``<dataset>/<Trainer>/<cfg>_<K>shots[/<variant>]/seed<S>`` relative to ``root``."""
-    parts = os.path.relpath(os.path.dirname(seed_dir), root).split(os.sep)
-    for i in range(len(parts) - 1, 0, -1):
-        match = SHOTS_DIR.match(parts[i])
-        if match:  # folders above <dataset> (e.g. demo/) stay part of its name: trees never merge
-            return RunKey("/".join(parts[:i - 1]), parts[i - 1], match["cfg"], int(match["shots"]),
-                          "/".join(parts[i + 1:]))
-    return None
-
-
-def collect(root, end_signal=END_SIGNAL, metric="accuracy"):
-    """``({RunKey: [values over seeds]}, [unfinished seed folders])`` under ``root``."""
-    values, unfinished = defaultdict(list), []
-    for folder, dirs, files in os.walk(root):
-        dirs.sort()
-        if not re.fullmatch(r"seed\d+", os.path.basename(folder)):
-            continue
-        key = run_key(folder, root)
-        found = read_metrics(os.path.join(folder, "log.txt"), end_signal) if "log.txt" in files else {}
-        if key is None or not found:
-            unfinished.append(folder)
-        elif metric in found:  # runs of another task (accuracy vs mAP) are not this table's
-            values[key].append(found[metric])
-    return values, unfinished
-
-
-def mean_std(values):
-    return float(np.mean(values)), float(np.std(values))
+from reports.published import PUBLISHED_FILE, load_published  # noqa: E402
+from reports.runs import (  # noqa: E402,F401  (re-exported: scripts and tests import them from here)
+    END_SIGNAL,
+    TEST_LOG_SIGNAL,
+    RunKey,
+    collect,
+    problems,
+    read_metrics,
+    run_key,
+    scan,
+    usable,
+)
+from reports.tables import METRICS, build_tables, csv_text, format_table, mean_std  # noqa: E402
 
 
 def cell(values):
@@ -96,20 +56,64 @@ def shots_table(values, fmt="github", compact=False):
     return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
 
 
+def describe_incomplete(trainer, cfg, variant, shots, prefix, missing):
+    where = f" under {prefix}" if prefix else ""
+    run = f"{trainer} {cfg}{'/' + variant if variant else ''} {shots}-shot{where}"
+    return f"no 11-dataset average for {run}: missing {', '.join(missing)}"
+
+
+def print_tables(tables, fmt, with_published):
+    """One text table per metric, each followed by the groups that miss some of the 11 datasets."""
+    delta = ", the published value, delta = ours - published" if with_published else ""
+    for i, table in enumerate(tables):
+        if i:
+            print()
+        print(f"{table.metric} (%): mean and std over seeds (seeds = how many){delta}\n")
+        print(format_table(table, fmt, with_published))
+        for group in table.incomplete:
+            print(describe_incomplete(*group))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("root", help="output folder holding <dataset>/<Trainer>/<cfg>_<K>shots/.../seed<S>")
-    parser.add_argument("--format", default="github", help="tabulate format: plain, github, latex, ...")
-    parser.add_argument("--test-log", action="store_true", help="read eval-only logs (end signal '=> result')")
-    parser.add_argument("--metric", default="accuracy")
+    parser.add_argument("roots", nargs="+", metavar="ROOT",
+                        help="output folder holding <dataset>/<Trainer>/<cfg>_<K>shots/.../seed<S>")
+    parser.add_argument("--format", default="github", choices=["csv", *tabulate_formats], metavar="FORMAT",
+                        help="plain, github, latex, csv (or another tabulate format); default github")
+    parser.add_argument("--test-log", action="store_true",
+                        help="read every log as eval-only (end signal '=> result'); default: told from each log")
+    parser.add_argument("--metric", nargs="+", default=list(METRICS), help="metrics to tabulate (those found)")
+    parser.add_argument("--published", action=argparse.BooleanOptionalAction, default=None,
+                        help="the published columns (default: on when a published value matches)")
+    parser.add_argument("--published-file", default=PUBLISHED_FILE, help="published numbers (YAML)")
+    parser.add_argument("--plot", metavar="DEST", help="also write DEST_<metric>.png and DEST_<metric>.pdf")
     args = parser.parse_args(argv)
-    values, unfinished = collect(args.root, TEST_LOG_SIGNAL if args.test_log else END_SIGNAL, args.metric)
-    if not values:
-        sys.exit(f"no finished runs under {args.root}")
-    print(shots_table(values, args.format))
-    if unfinished:
-        print(f"\n{len(unfinished)} unfinished or failed run folder(s):")
-        print("\n".join(f"  {path}" for path in unfinished))
+
+    runs = scan(args.roots, test_log=True if args.test_log else None)
+    published = load_published(args.published_file) if args.published is not False else None
+    tables = build_tables(usable(runs), published, args.metric)
+    if not tables:
+        sys.exit(f"no finished runs under {', '.join(args.roots)}")
+    show_published = args.published or (args.published is None and any(r.published for t in tables for r in t.rows))
+    notes = sys.stderr if args.format == "csv" else sys.stdout  # stdout stays one CSV document
+    if args.format == "csv":
+        print(csv_text(tables, show_published), end="")
+    else:
+        print_tables(tables, args.format, show_published)
+    if show_published:
+        trainers = {row.trainer for table in tables for row in table.rows}
+        for claim in (c for c in published.claims if c.method in trainers):
+            print(f"\n{claim.method} ({claim.status}, arXiv {claim.arxiv}): {claim.claim}", file=notes)
+    if args.plot:
+        from reports.plots import draw, plot_series  # matplotlib only when plotting
+
+        for table in tables:
+            paths = draw(plot_series(table), table.metric, f"{args.plot}_{table.metric}")
+            print(f"\nwrote {', '.join(paths)}", file=notes)
+    missing = problems(runs)
+    if missing:
+        print(f"\n{len(missing)} missing or failed run folder(s):", file=notes)
+        print("\n".join(f"  {path}  ({why})" for path, why in missing), file=notes)
 
 
 if __name__ == "__main__":
