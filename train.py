@@ -8,19 +8,23 @@
 Config merge order (Dassl / CoOp): defaults -> our nodes and every trainer's node ->
 dataset yaml -> method yaml -> flags -> trailing KEY VALUE pairs. Unlike CoOp, ``--seed 0``
 is honoured; a negative seed draws a random one and logs it.
+
+The run folder gets ``log.txt`` (headed by the environment: date, host, command, git commit,
+versions, hardware), ``config.yaml`` (the resolved config, reloadable over the defaults with
+``merge_from_file``), Dassl's ``tensorboard/`` scalars and the trainer's checkpoints.
 """
 import argparse
 import functools
-import platform
+import os
+import shlex
 import sys
 import traceback
-from importlib import metadata
-
-import torch
 
 import datasets  # noqa: F401  (registers the datasets)
 import trainers  # noqa: F401  (registers the trainers)
+from datasets.atomic_io import atomic_path
 from trainers.config import get_cfg_default, merge_file, merge_opts, resolve_seed
+from trainers.environment import collect_env_info, environment_summary
 from trainers.logger import log_to
 from trainers.registry import build_trainer
 from trainers.seeding import set_random_seed
@@ -80,24 +84,27 @@ def print_args(args, cfg):
     print(cfg)
 
 
-def env_info():
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    return (f"Python {platform.python_version()}, torch {torch.__version__}, "
-            f"open_clip {metadata.version('open_clip_torch')}, device {device}")
+def save_config(cfg, path):
+    """The resolved config as yaml (``merge_file(get_cfg_default(), path)`` rebuilds it), atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(cfg.dump())
 
 
-def run(cfg, args, drew_seed):
+def run(cfg, args, drew_seed, log, command):
+    print(f"{environment_summary(command)}\n")
+    save_config(cfg, log.companion("config.yaml"))
     if drew_seed:
         print(f"Seed was negative (random): drew seed {cfg.SEED}; rerun with --seed {cfg.SEED} to repeat this run")
     print(f"Setting fixed seed: {cfg.SEED}")
     set_random_seed(cfg.SEED)
     print_args(args, cfg)
     print("Collecting env info ...")
-    print(f"** System info **\n{env_info()}\n")
+    print(f"** System info **\n{collect_env_info()}\n")
     trainer = build_trainer(cfg)
     if args.eval_only:
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
-        trainer.test()
+        with trainer.writing_scalars():
+            trainer.test()
     elif not args.no_train:
         trainer.train()
     trainer.report()
@@ -106,11 +113,13 @@ def run(cfg, args, drew_seed):
 
 def main(argv=None, echo=True):
     """Run one experiment; everything printed also goes to ``<OUTPUT_DIR>/log.txt``."""
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = build_parser().parse_args(argv)
     cfg, drew_seed = setup_cfg(args)
+    command = shlex.join([sys.executable, os.path.abspath(__file__), *argv])
     with log_to(cfg.OUTPUT_DIR, echo=echo) as log:
         try:
-            return run(cfg, args, drew_seed)
+            return run(cfg, args, drew_seed, log, command)
         except Exception:
             log.write_file_only(traceback.format_exc())
             raise

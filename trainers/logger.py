@@ -1,7 +1,8 @@
 """Tee everything printed to ``<OUTPUT_DIR>/log.txt`` (Dassl's logger), plus console progress bars.
 
 A rerun into the same folder writes ``log.txt-<YYYY-mm-dd-HH-MM-SS>`` so an earlier log is
-never overwritten (Dassl). stderr is teed too, so a crash's traceback lands in the log.
+never overwritten (Dassl); a file that belongs to one log (its config.yaml) takes the same
+timestamp. stderr is teed too, so a crash's traceback lands in the log.
 """
 import os
 import sys
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 
 from tqdm import tqdm
 
+LOG_NAME = "log.txt"
 _console = {"stream": sys.__stderr__}
 
 
@@ -41,13 +43,20 @@ class RunLog:
     def __init__(self, path, file):
         self.path, self.file = path, file
 
+    def companion(self, name):
+        """``<OUTPUT_DIR>/<name>`` with this log's rerun timestamp before the extension:
+        config.yaml goes with log.txt, config-<time>.yaml with log.txt-<time>."""
+        folder, log_name = os.path.split(self.path)
+        stem, ext = os.path.splitext(name)
+        return os.path.join(folder, stem + log_name[len(LOG_NAME):] + ext)
+
     def write_file_only(self, text):
         self.file.write(text)
         self.file.flush()
 
 
 def log_file_path(output_dir):
-    path = os.path.join(output_dir, "log.txt")
+    path = os.path.join(output_dir, LOG_NAME)
     if os.path.exists(path):
         path += time.strftime("-%Y-%m-%d-%H-%M-%S")
     return path

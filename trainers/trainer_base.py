@@ -7,6 +7,9 @@ Subclasses build their data (``build_data``) and model (``build_model``, calling
 ``fit()`` (build a cache, search on val); ``train()`` then saves what they registered and goes
 to the final evaluation, still printing "Finish training" so CoOp's parser reads it.
 
+Like Dassl, a run writes TensorBoard scalars to ``<OUTPUT_DIR>/tensorboard`` (TRAIN.TENSORBOARD):
+``train/<loss>`` and ``train/lr`` every batch, ``<split>/<metric>`` at every evaluation.
+
 Checkpoints record the class names, so a model trained on one class list can be evaluated on
 another (ImageNet -> ImageNet-A/R): ``remap_classes`` receives a name-based index map.
 """
@@ -14,6 +17,7 @@ import datetime
 import os
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -22,6 +26,7 @@ from .checkpoint import BEST_NAME, checkpoint_name, latest_checkpoint, load_chec
 from .class_map import ClassMismatchError, class_index_map
 from .evaluator import Classification
 from .seeding import rng_state, set_rng_state
+from .tensorboard_writer import open_scalar_writer
 
 
 class AverageMeter:
@@ -52,9 +57,16 @@ class TrainerBase:
         self.max_epoch = cfg.OPTIM.MAX_EPOCH
         self._models, self._optims, self._scheds = OrderedDict(), OrderedDict(), OrderedDict()
         self.best_result = -np.inf
+        self._writer = None
         self.build_data()
         self.build_model()
         self.evaluator = Classification(cfg, self.lab2cname)
+
+    @staticmethod
+    def extend_cfg(cfg):
+        """TRAIN.TENSORBOARD: write Dassl's TensorBoard scalars to ``<OUTPUT_DIR>/tensorboard``
+        (True, the default) or write no tensorboard folder at all (False)."""
+        cfg.TRAIN.TENSORBOARD = True
 
     # --- to implement -------------------------------------------------------------
     def build_data(self):
@@ -194,18 +206,20 @@ class TrainerBase:
 
     # --- the loop ---------------------------------------------------------------------
     def train(self):
-        if not self.trains:
-            self.time_start = time.time()
-            self.fit()
-            if self._models:
-                self.save_model(0, self.output_dir)
+        """Dassl's epochs (or ``fit()`` when training-free), then the final evaluation, with the
+        TensorBoard writer open throughout."""
+        with self.writing_scalars():
+            if self.trains:
+                self.before_train()
+                for self.epoch in range(self.start_epoch, self.max_epoch):
+                    self.run_epoch()
+                    self.after_epoch()
+            else:
+                self.time_start = time.time()
+                self.fit()
+                if self._models:
+                    self.save_model(0, self.output_dir)
             self.after_train()
-            return
-        self.before_train()
-        for self.epoch in range(self.start_epoch, self.max_epoch):
-            self.run_epoch()
-            self.after_epoch()
-        self.after_train()
 
     def before_train(self):
         self.start_epoch = self.resume_model_if_exist(self.cfg.RESUME or self.output_dir)
@@ -234,6 +248,10 @@ class TrainerBase:
                 print(f"epoch [{self.epoch + 1}/{self.max_epoch}] batch [{self.batch_idx + 1}/{self.num_batches}] "
                       f"time {batch_time.val:.3f} ({batch_time.avg:.3f}) data {data_time.val:.3f} "
                       f"({data_time.avg:.3f}) {losses} lr {self.get_current_lr():.4e} eta {eta}")
+            n_iter = self.epoch * self.num_batches + self.batch_idx
+            for key, meter in meters.items():
+                self.write_scalar(f"train/{key}", meter.avg, n_iter)
+            self.write_scalar("train/lr", self.get_current_lr(), n_iter)
             end = time.time()
         if not self.lr_step_per_batch:
             self.update_lr()
@@ -272,5 +290,29 @@ class TrainerBase:
         print(f"Evaluate on the *{split}* set")
         for inputs, labels in batches:
             self.evaluator.process(self.model_inference(inputs), labels)
-        results = self.evaluator.evaluate()
+        return self.test_result(split, self.evaluator.evaluate())
+
+    def test_result(self, split, results):
+        """What ``test`` returns (the first metric), after writing every metric as the scalar
+        ``<split>/<metric>`` at step ``self.epoch`` (Dassl)."""
+        for key, value in results.items():
+            self.write_scalar(f"{split}/{key}", value, self.epoch)
         return next(iter(results.values()))
+
+    # --- TensorBoard scalars ------------------------------------------------------------
+    @contextmanager
+    def writing_scalars(self):
+        """Scalars written inside the block go to ``<OUTPUT_DIR>/tensorboard`` (a training run, or
+        an eval-only test); the writer is closed after it, also when the block fails."""
+        self._writer = open_scalar_writer(self.cfg)
+        try:
+            yield
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+            self._writer = None
+
+    def write_scalar(self, tag, value, step):
+        """Dassl's ``write_scalar``: a no-op outside ``writing_scalars`` or with scalars off."""
+        if self._writer is not None:
+            self._writer.add_scalar(tag, value, step)
