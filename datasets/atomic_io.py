@@ -23,6 +23,7 @@ def atomic_path(path):
         yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; a shared cache must be readable
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -43,3 +44,9 @@ def torch_save(obj, path):
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

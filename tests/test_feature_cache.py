@@ -137,3 +137,14 @@ def test_a_cold_and_a_warm_cache_give_the_same_training_run(tiny_clip, dtd_root,
     assert cache_of(cold).encoded > 0 and cache_of(warm).encoded == 0
     for key, value in cold.head.state_dict().items():
         assert torch.equal(value, warm.head.state_dict()[key]), key
+
+
+def test_atomic_writes_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
+    from datasets.atomic_io import write_json
+
+    old = os.umask(0o022)
+    try:
+        write_json({"a": 1}, tmp_path / "entry.json")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "entry.json").stat().st_mode & 0o777 == 0o644  # a cache shared on a cluster stays readable

@@ -50,11 +50,13 @@ class CLIPAdapter(FeatureTrainer):
         optim = build_optimizer(self.adapter, cfg.OPTIM)
         self.register_model("clip_adapter", self.adapter, optim, build_lr_scheduler(optim, cfg.OPTIM))
 
+    def train_views(self):
+        return self.augmented_train_features(self.cfg.TRAINER.CLIPADAPTER.NUM_VIEWS, scale=self.cfg.INPUT.RRCROP_SCALE)
+
     def before_train(self):
         """The training views are encoded here, not in build_model: an eval-only run (ImageNet-A/R
         have no train split) never needs them."""
-        views = self.augmented_train_features(self.cfg.TRAINER.CLIPADAPTER.NUM_VIEWS, scale=self.cfg.INPUT.RRCROP_SCALE)
-        self.train_loader_x = self.view_batches(views, self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
+        self.train_loader_x = self.view_batches(self.train_views(), self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
         super().before_train()
 
     def forward_backward(self, batch):

@@ -1,7 +1,9 @@
 """Frozen CLIP features for a dataset, through the feature cache.
 
 The CLIP model is built only when something must be encoded: a run whose features are all
-cached never loads the weights (the cache key needs only the weights file's digest).
+cached never loads the weights (the cache key needs only the weights file's digest). Under
+torchrun (``trainers.distributed``) the ranks share the batches of every encoding, rank 0 writes
+the entry, and all ranks return the same features as one process would.
 """
 import hashlib
 import json
@@ -18,6 +20,7 @@ from datasets.stable_seed import stable_seed
 from datasets.transforms import augment_transform, eval_transform
 
 from .clip_backbone import BackboneError, load_clip, resolve_backbone
+from .distributed import any_rank, barrier, gather_batches, is_main, my_batches
 from .feature_cache import FeatureCache, default_cache_root, entry_key
 from .logger import progress
 from .templates import format_prompt
@@ -100,15 +103,28 @@ class CLIPFeatureSource(FeatureSource):
         relpaths = [os.path.relpath(item.impath, self.base_dir) for item in items]
         transforms = [self.view_transform(view, relpaths) for view in views]
         entries = [self.image_entry(split, relpaths, view, desc) for view, (_, desc) in zip(views, transforms)]
-        found = [self.cache.load(self.dataset_name, label, key, relpaths) for label, key in entries]
+        found = self.lookup(self.dataset_name, entries, relpaths)
         missing = [j for j, feats in enumerate(found) if feats is None]
         if missing:
             encoded = self.encode_images(items, split, [transforms[j][0] for j in missing])
             for j, feats in zip(missing, encoded):
                 label, key = entries[j]
                 meta = {"split": split, "transform": transforms[j][1]}
-                found[j] = self.cache.save(self.dataset_name, label, key, relpaths, feats, meta)
+                found[j] = self.store(self.dataset_name, label, key, relpaths, feats, meta)
         return torch.stack(found)
+
+    def lookup(self, group, entries, paths):
+        """The cached features of each ``(label, key)`` entry, None where any rank misses it: all
+        ranks then encode it together (they agree even if another job writes the cache meanwhile)."""
+        found = [self.cache.load(group, label, key, paths) for label, key in entries]
+        missing = any_rank([feats is None for feats in found])
+        return [None if miss else feats for feats, miss in zip(found, missing)]
+
+    def store(self, group, label, key, paths, features, meta):
+        """Rank 0 writes the entry; every rank returns the stored values once it exists."""
+        stored = self.cache.save(group, label, key, paths, features, meta, write=is_main())
+        barrier()
+        return stored
 
     def image_entry(self, split, relpaths, view, transform_desc):
         """(file label, key) of the cache entry for ``relpaths`` under ``view``."""
@@ -137,34 +153,33 @@ class CLIPFeatureSource(FeatureSource):
 
     @torch.no_grad()
     def encode_images(self, items, split, views):
-        """``[V, N, d]``: every image decoded once and encoded under each ``(transform, seed_of)``."""
+        """``[V, N, d]``: every image decoded once and encoded under each ``(transform, seed_of)``;
+        this rank encodes its batches of DATALOADER.TEST.BATCH_SIZE images, then all are gathered."""
         self.model()  # build it (and its card) before the loader starts
         dataset = ImageViews([item.impath for item in items], views)
+        batch_size = self.cfg.DATALOADER.TEST.BATCH_SIZE
         # A private generator: a DataLoader otherwise draws its worker seed from torch's global RNG,
         # and a cold cache would then shift every random number of the run after it.
-        loader = DataLoader(dataset, batch_size=self.cfg.DATALOADER.TEST.BATCH_SIZE,
+        loader = DataLoader(dataset, batch_sampler=my_batches(len(items), batch_size),
                             num_workers=self.cfg.DATALOADER.NUM_WORKERS, pin_memory=self.device.type == "cuda",
                             generator=torch.Generator())
-        out = None
+        chunks = []
         desc = f"Encoding {self.dataset_name}/{split} ({len(items):,} images x {len(views)} view(s))"
         print(desc)
-        for images, index in progress(loader, desc=desc, total=len(loader), unit="batch"):
+        for images, _ in progress(loader, desc=desc, total=len(loader), unit="batch"):
             b, v = images.shape[:2]
-            feats = self.encode_image_batch(images.flatten(0, 1)).view(b, v, -1).transpose(0, 1).cpu()
-            if out is None:
-                out = torch.empty(v, len(items), feats.shape[-1])
-            out[:, index] = feats
-        return out
+            chunks.append(self.encode_image_batch(images.flatten(0, 1)).view(b, v, -1).transpose(0, 1).cpu())
+        return gather_batches(chunks, len(items), batch_size, dim=1)
 
     # --- texts ----------------------------------------------------------------------------
     @torch.no_grad()
     def text_features(self, classnames, templates):
         prompts = [format_prompt(t, c) for c in classnames for t in templates]
         key = entry_key(kind="text", backbone=self.spec.digest, prompts=prompts, precision=self.precision)
-        feats = self.cache.load("text", "prompts", key, prompts)
+        feats = self.lookup("text", [("prompts", key)], prompts)[0]
         if feats is None:
-            feats = self.cache.save("text", "prompts", key, prompts, self.encode_texts(prompts),
-                                    meta={"templates": list(templates)})
+            feats = self.store("text", "prompts", key, prompts, self.encode_texts(prompts),
+                               meta={"templates": list(templates)})
         return feats.view(len(classnames), len(templates), -1)
 
     def tokenizer(self):
@@ -175,12 +190,12 @@ class CLIPFeatureSource(FeatureSource):
 
     @torch.no_grad()
     def encode_tokens(self, tokens, desc, batch_size=256):
-        """Text features (fp32, CPU) of ``[N, context]`` token ids, in batches."""
+        """Text features (fp32, CPU) of ``[N, context]`` token ids, in batches (this rank's, then gathered)."""
         model, chunks = self.model(), []
-        for start in progress(range(0, len(tokens), batch_size), desc=desc):
+        for batch in progress(my_batches(len(tokens), batch_size), desc=desc):
             with self.autocast():
-                chunks.append(model.encode_text(tokens[start:start + batch_size].to(self.device)).float().cpu())
-        return torch.cat(chunks)
+                chunks.append(model.encode_text(tokens[batch.start:batch.stop].to(self.device)).float().cpu())
+        return gather_batches(chunks, len(tokens), batch_size)
 
     # --- the texts of image-text pairs (retrieval) ------------------------------------------
     def pair_text_features(self, items, split):
@@ -192,14 +207,14 @@ class CLIPFeatureSource(FeatureSource):
                         uids=uids, texts=digests, mode=f.LONG_TEXT, max_chunks=f.MAX_TEXT_CHUNKS,
                         precision=self.precision)
         label = f"{split}-text-{f.LONG_TEXT}"
-        feats = self.cache.load(self.dataset_name, label, key, uids)
+        feats = self.lookup(self.dataset_name, [(label, key)], uids)[0]
         if feats is None:
             tokenizer = self.tokenizer()
             windows = [text_windows(tokenizer, item.text, f.LONG_TEXT, f.MAX_TEXT_CHUNKS) for item in items]
             print(f"Encoding {self.dataset_name}/{split} texts ({len(items):,} texts, "
                   f"{sum(len(w) for w in windows):,} windows, {f.LONG_TEXT})")
             encoded = self.encode_tokens(torch.cat(windows), desc=f"Encoding {split} texts")
-            feats = self.cache.save(self.dataset_name, label, key, uids,
-                                    mean_of_windows(encoded, [len(w) for w in windows]),
-                                    meta={"split": split, "long_text": f.LONG_TEXT})
+            feats = self.store(self.dataset_name, label, key, uids,
+                               mean_of_windows(encoded, [len(w) for w in windows]),
+                               meta={"split": split, "long_text": f.LONG_TEXT})
         return feats

@@ -84,9 +84,16 @@ class CMM(FeatureTrainer):
         return head, optim, build_iteration_cosine(optim, steps)
 
     # --- training -------------------------------------------------------------------------
+    def feature_splits(self):
+        """Val too when alpha / lambda / lr are searched on it."""
+        return [*super().feature_splits(), *(["val"] if self.cfg.TRAINER.CMM.SEARCH else [])]
+
+    def train_views(self):
+        return self.augmented_train_features()
+
     def before_train(self):
         """Training data (cached views) are built only when training, never for eval-only runs."""
-        views = self.augmented_train_features()
+        views = self.train_views()
         views.features = views.features.to(self.device)
         views.labels = views.labels.to(self.device)
         self.train_loader_x = self.view_batches(views, self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)

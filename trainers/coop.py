@@ -47,6 +47,11 @@ class CoOp(FeatureTrainer):
         c.CLASS_TOKEN_POSITION = "end"  # end | middle | front
         c.FEATURE_VIEWS = 0  # 0 = re-augment and encode training images every batch; N = N cached views
 
+    @classmethod
+    def extractable(cls, cfg):
+        """With FEATURE_VIEWS 0 the training images are encoded while training: nothing to prepare."""
+        return cfg.TRAINER.COOP.FEATURE_VIEWS > 0
+
     # --- model ----------------------------------------------------------------------------
     def build_model(self):
         c = self.cfg.TRAINER.COOP
@@ -114,8 +119,7 @@ class CoOp(FeatureTrainer):
             raise ValueError(f"TRAINER.COOP.FEATURE_VIEWS must be >= 0, got {num_views}")
         if num_views:
             print(f"Training on {num_views} cached augmented views per image (TRAINER.COOP.FEATURE_VIEWS)")
-            views = self.augmented_train_features(num_views, scale=tuple(self.cfg.INPUT.RRCROP_SCALE))
-            return self.view_batches(views, batch_size)
+            return self.view_batches(self.train_views(), batch_size)
         items = self.split_items("train")
         workers = self.cfg.DATALOADER.NUM_WORKERS
         images = ImageViews([item.impath for item in items], [(train_transform(self.cfg.INPUT), None)])
@@ -123,6 +127,13 @@ class CoOp(FeatureTrainer):
                             num_workers=workers, persistent_workers=workers > 0,
                             pin_memory=self.device.type == "cuda")
         return EncodedImageBatches(loader, self.labels_of(items), self.features.encode_image_batch)
+
+    def train_views(self):
+        """FEATURE_VIEWS > 0: the cached views at INPUT.RRCROP_SCALE that training draws from."""
+        num_views = self.cfg.TRAINER.COOP.FEATURE_VIEWS
+        if num_views <= 0:
+            return None
+        return self.augmented_train_features(num_views, scale=tuple(self.cfg.INPUT.RRCROP_SCALE))
 
     def forward_backward(self, batch):
         features, labels = (t.to(self.device) for t in batch)

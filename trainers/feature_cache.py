@@ -55,12 +55,14 @@ class FeatureCache:
         self.hits += 1
         return entry["features"].float()
 
-    def save(self, group, label, key, paths, features, meta):
+    def save(self, group, label, key, paths, features, meta, write=True):
         """Store fp16 features; return them as a later hit will (fp32 of the fp16 values), so a
-        run gives the same numbers whether or not the cache was warm."""
+        run gives the same numbers whether or not the cache was warm. ``write=False``: only the
+        return value (another process of a torchrun group writes the entry)."""
         stored = features.to(torch.float16).contiguous()
-        entry = {"format": FORMAT, "key": key, "paths": list(paths), "features": stored, "meta": meta}
-        torch_save(entry, self.entry_path(group, label, key))
+        if write:
+            entry = {"format": FORMAT, "key": key, "paths": list(paths), "features": stored, "meta": meta}
+            torch_save(entry, self.entry_path(group, label, key))
         self.encoded += len(paths)
         return stored.float()
 

@@ -36,7 +36,7 @@ class FeatureTrainer(TrainerBase):
     supports_retrieval = False  # True: embed_images / embed_texts make sense on paired datasets
 
     def build_data(self):
-        self.dataset = build_dataset(self.cfg)
+        self.dataset = self.load_dataset()
         if getattr(self.dataset, "task", "classification") == "retrieval" and not self.supports_retrieval:
             raise ValueError(f"{type(self).__name__} is a classification method; {self.cfg.DATASET.NAME} is a "
                              "cross-modal retrieval dataset (use ZeroshotCLIP or FLEXCLIP)")
@@ -49,6 +49,37 @@ class FeatureTrainer(TrainerBase):
         self.split_features(self.cfg.TEST.SPLIT)  # extract up front: the log's result block stays Dassl's
         if self.retrieval:
             self.split_texts(self.cfg.TEST.SPLIT)
+
+    def load_dataset(self):
+        """The dataset named by DATASET.NAME (plugin mode takes it from Dassl's DataManager instead)."""
+        return build_dataset(self.cfg)
+
+    @classmethod
+    def extractable(cls, cfg):
+        """Whether extract_features.py can prepare every frozen feature a run with ``cfg`` reads
+        (False for a trainer that encodes images while it trains)."""
+        return cls.feature_level
+
+    def prepare_features(self):
+        """Load or encode into the feature cache every frozen feature a run of this trainer reads,
+        without training (extract_features.py); the class texts were requested by ``build_model``."""
+        for split in dict.fromkeys(self.feature_splits()):
+            if getattr(self.dataset, SPLIT_ATTRS[split], None):
+                self.split_features(split)
+                if self.retrieval:
+                    self.split_texts(split)
+        self.train_views()
+
+    def feature_splits(self):
+        """The splits whose evaluation-transform features (and pair texts) a run reads: TEST.SPLIT,
+        and val when the best-val epoch is deployed; trainers add the splits they fit on."""
+        cfg = self.cfg
+        selects_on_val = self.trains and not cfg.TEST.NO_TEST and cfg.TEST.FINAL_MODEL == "best_val"
+        return [cfg.TEST.SPLIT, *(["val"] if selects_on_val else [])]
+
+    def train_views(self):
+        """The augmented training views (``augmented_train_features``) the trainer trains on, or None."""
+        return None
 
     @property
     def retrieval(self):
@@ -115,7 +146,7 @@ class FeatureTrainer(TrainerBase):
         with torch.no_grad():
             evaluator.process(self.embed_images(images.features.to(self.device)),
                               self.embed_texts(texts.to(self.device)), images.labels.to(self.device))
-        return next(iter(evaluator.evaluate(split).values()))
+        return self.test_result(split, evaluator.evaluate(split))
 
     def embed_images(self, features):
         """Retrieval embedding of image features (zero-shot CLIP: the features themselves)."""

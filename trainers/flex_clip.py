@@ -106,12 +106,20 @@ class FLEXCLIP(FeatureTrainer):
             text = self.features.pair_text_features(items, "train")
             labels = self.labels_of(items)
         else:
-            views = self.augmented_train_features()
+            views = self.train_views()
             image = views.features.flatten(0, 1)
             labels = views.labels.repeat(views.features.shape[0])
             text = self.class_embeddings.cpu()[labels]
         return F.normalize(image, dim=-1).to(self.device), F.normalize(text, dim=-1).to(self.device), \
             labels.to(self.device)
+
+    def feature_splits(self):
+        """Retrieval trains on the train pairs' image features and texts."""
+        return [*super().feature_splits(), *(["train"] if self.retrieval else [])]
+
+    def train_views(self):
+        """Classification trains on the views of the few-shot images."""
+        return None if self.retrieval else self.augmented_train_features()
 
     def generation_targets(self):
         """The classes that get pseudo pairs: the target classes, or every class (classification)."""

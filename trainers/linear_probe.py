@@ -53,6 +53,10 @@ class LinearProbe(FeatureTrainer):
         self.head = LinearProbeHead(dim, self.num_classes, normalize=node.NORMALIZE).to(self.device)
         self.register_model("linear_probe", self.head)
 
+    def feature_splits(self):
+        """The probe is fitted on train and C chosen on val."""
+        return [*super().feature_splits(), "train", "val"]
+
     def fit(self):
         node = self.cfg.TRAINER.LINEARPROBE
         train, val = (self.split_features(split) for split in ("train", "val"))

@@ -103,9 +103,17 @@ class TipAdapter(FeatureTrainer):
         self.head = head
         self.register_model(MODEL_NAME, head, optim, sched, replace=True)
 
+    def feature_splits(self):
+        """alpha / beta are searched (or the initial ones scored) on val."""
+        return [*super().feature_splits(), "val"]
+
+    def train_views(self):
+        """The AUGMENT_EPOCH views at Tip-Adapter's crop scale that the cache is built from."""
+        return self.augmented_train_features(self.cfg.TRAINER.TIPADAPTER.AUGMENT_EPOCH, scale=CACHE_AUG_SCALE)
+
     def cache_views(self):
         """``[V, N, d]`` cached augmented views of the few-shot images, on the device."""
-        views = self.augmented_train_features(self.cfg.TRAINER.TIPADAPTER.AUGMENT_EPOCH, scale=CACHE_AUG_SCALE)
+        views = self.train_views()
         views.features, views.labels = views.features.to(self.device), views.labels.to(self.device)
         return views
 
