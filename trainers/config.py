@@ -133,8 +133,9 @@ def dassl_defaults():
     return c
 
 
-def extend_cfg(cfg):
-    """Add this project's nodes and every registered class's own node to ``cfg``."""
+def extend_cfg(cfg, classes=None):
+    """Add this project's nodes and the own node of every registered class (or of ``classes``:
+    plugin mode passes the ones it registers into Dassl) to ``cfg``."""
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # CoOp: all | base | new
 
     cfg.TEST.RETRIEVAL_TOPK = 0  # retrieval: mAP@k over the top k; 0 = mAP@all
@@ -157,7 +158,7 @@ def extend_cfg(cfg):
     cfg.FEATURES.MAX_TEXT_CHUNKS = 32  # windows kept per text (chunk_mean / sentence_mean)
 
     declaring = {}  # each hook once, also when declared by an unregistered base class
-    for cls in DATASET_REGISTRY.classes() + TRAINER_REGISTRY.classes():
+    for cls in DATASET_REGISTRY.classes() + TRAINER_REGISTRY.classes() if classes is None else classes:
         for klass in reversed(cls.__mro__):
             if "extend_cfg" in vars(klass):
                 declaring.setdefault(vars(klass)["extend_cfg"], klass)
