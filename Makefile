@@ -13,7 +13,7 @@ $(VENV)/.installed: requirements.txt
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(PY) scripts/demo.py
+	PYTHON=$(PY) bash scripts/reproduce.sh simulated
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

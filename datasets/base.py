@@ -41,6 +41,17 @@ class DatasetBase:
         self.setup_splits(cfg, train, val, test)
         self.check_images_exist()
 
+    @classmethod
+    def required_paths(cls):
+        """``[(path relative to DATASET.ROOT, what it is)]`` that must exist before a run: what
+        ``reproduce.sh`` checks up front (the run itself reports anything finer)."""
+        paths = [(cls.folder, "dataset folder")]
+        if cls.image_folder:
+            paths.append((os.path.join(cls.folder, cls.image_folder), "image folder"))
+        if cls.split_file:
+            paths.append((os.path.join(cls.folder, cls.split_file), "split file"))
+        return paths
+
     # --- split loading -------------------------------------------------------------
     @property
     def split_path(self):

@@ -25,6 +25,10 @@ with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "imagenet_200
 class ImageNetFolders(DatasetBase):
     """Reads ``classnames.txt`` and folder-per-wnid image trees under the dataset folder."""
 
+    @classmethod
+    def required_paths(cls):
+        return super().required_paths() + [(os.path.join(cls.folder, "classnames.txt"), "class names file")]
+
     def read_classnames(self):
         """wnid -> class name, in file order, from ``<wnid> <class name words>`` lines."""
         return dict(self.parse_annotation("classnames.txt", lambda line: line.partition(" ")[::2]))
@@ -48,6 +52,12 @@ class ImageNetFolders(DatasetBase):
 class ImageNet(ImageNetFolders):
     folder = "imagenet"
     image_folder = "images"
+
+    @classmethod
+    def required_paths(cls):
+        images = os.path.join(cls.folder, cls.image_folder)
+        return super().required_paths() + [(os.path.join(images, "train"), "training images"),
+                                           (os.path.join(images, "val"), "validation images (the test set)")]
 
     def load_splits(self):
         classnames = self.read_classnames()

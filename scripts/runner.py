@@ -4,18 +4,19 @@ import os
 import shutil
 
 import train
-from scripts.results import read_metrics
+from scripts.results import END_SIGNAL, read_metrics
 
 
-def is_finished(folder):
+def is_finished(folder, end_signal=END_SIGNAL):
+    """The run's log has a test figure after ``end_signal`` ("=> result" for eval-only runs)."""
     log = os.path.join(folder, "log.txt")
-    return os.path.isfile(log) and bool({"accuracy", "mAP"} & set(read_metrics(log)))  # classification | retrieval
+    return os.path.isfile(log) and bool({"accuracy", "mAP"} & set(read_metrics(log, end_signal)))
 
 
-def run_if_needed(argv, out):
+def run_if_needed(argv, out, end_signal=END_SIGNAL):
     """Run ``train.py argv`` (with ``--output-dir out``) unless ``out`` already holds a result;
     returns True when it ran."""
-    if is_finished(out):
+    if is_finished(out, end_signal):
         return False
     if os.path.exists(out):
         shutil.rmtree(out)

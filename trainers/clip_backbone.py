@@ -80,7 +80,7 @@ def resolve_backbone(cfg, digest_memo=None):
     if not name:
         raise BackboneError("MODEL.BACKBONE.NAME is empty: pass --backbone (e.g. RN50, ViT-B/16)")
     model_name, config_digest = architecture_of(name)
-    pretrained = cfg.CLIP.PRETRAINED or ("openai" if name in COOP_NAMES else "")
+    pretrained = pretrained_of(cfg)
     if not pretrained:
         raise BackboneError(
             f"backbone {name!r} needs CLIP.PRETRAINED: a pretrained tag "
@@ -98,6 +98,31 @@ def resolve_backbone(cfg, digest_memo=None):
         digest = sha256_text(f"{model_name}:{config_digest}:{file_digest(weights_file, digest_memo)}")
     return BackboneSpec(name=name, model_name=model_name, pretrained=pretrained,
                         weights_file=weights_file, digest=digest)
+
+
+def pretrained_of(cfg):
+    """CLIP.PRETRAINED, or OpenAI's weights for a CoOp backbone name ("" when neither)."""
+    return cfg.CLIP.PRETRAINED or ("openai" if cfg.MODEL.BACKBONE.NAME in COOP_NAMES else "")
+
+
+def missing_weights(cfg):
+    """Why the configured weights are not on this machine ("" when they are), without
+    downloading anything: the prerequisite check of ``reproduce.sh``."""
+    try:
+        model_name, _ = architecture_of(cfg.MODEL.BACKBONE.NAME)
+    except BackboneError as e:
+        return str(e)
+    pretrained = pretrained_of(cfg)
+    if pretrained == "none" or os.path.isfile(pretrained):
+        return ""
+    pcfg = oc_pretrained.get_pretrained_cfg(model_name, pretrained) if pretrained else None
+    if not pcfg:
+        return f"CLIP.PRETRAINED {pretrained!r} of backbone {cfg.MODEL.BACKBONE.NAME} is neither a file nor a " \
+               f"pretrained tag of {model_name}"
+    if find_local_weights(pcfg, cfg.CLIP.CACHE_DIR):
+        return ""
+    reason = offline_reason(download_host(pcfg), cfg.CLIP.DOWNLOAD_TIMEOUT)
+    return how_to_supply(model_name, pretrained, pcfg, reason) if reason else ""  # else the first run downloads
 
 
 def architecture_of(name):
@@ -153,13 +178,16 @@ def locate_or_download(model_name, tag, cache_dir, timeout):
     local = find_local_weights(pcfg, cache_dir)
     if local:
         return local
-    host = "huggingface.co" if pcfg.get("hf_hub") else urlparse(pcfg.get("url", "")).hostname
-    reason = offline_reason(host, timeout)
+    reason = offline_reason(download_host(pcfg), timeout)
     if reason:
         raise WeightsUnavailableError(how_to_supply(model_name, tag, pcfg, reason))
     print(f"Downloading CLIP weights {model_name} ({tag}) ...")
     with socket_timeout(timeout):
         return oc_pretrained.download_pretrained(pcfg, cache_dir=cache_dir or None)
+
+
+def download_host(pcfg):
+    return "huggingface.co" if pcfg.get("hf_hub") else urlparse(pcfg.get("url", "")).hostname
 
 
 def find_local_weights(pcfg, cache_dir):

@@ -1,0 +1,115 @@
+"""reproduce.sh on small simulated experiments: the dry run lists exactly the runs, a second run
+skips everything, a half-written folder is redone, missing prerequisites stop everything up
+front, and the report folder holds the table, the curves and the provenance."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from experiments import reproduce
+from experiments.spec import load_experiment
+
+SMALL = {
+    "description": "two trainers on the simulated benchmark",
+    "disk_gb": 0.01,
+    "groups": [{"datasets": ["simulated"], "trainers": ["ZeroshotCLIP", "CMM"], "cfg": "sim", "shots": [1, 2],
+                "seeds": [1, 2], "opts": ["OPTIM.MAX_EPOCH", "2"]}],
+}
+
+
+def write_experiment(tmp_path, spec, name="small"):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def expected_runs(out):
+    return sorted(os.path.join(out, "simulated", trainer, f"sim_{k}shots", f"seed{s}")
+                  for trainer in ("ZeroshotCLIP", "CMM") for k in (1, 2) for s in (1, 2))
+
+
+def test_dry_run_lists_exactly_the_runs_and_runs_nothing(tmp_path, capsys):
+    out = str(tmp_path / "out")
+    reproduce.main([write_experiment(tmp_path, SMALL), "--output", out, "--dry-run"])
+    printed = capsys.readouterr().out
+    listed = sorted(line.split()[1] for line in printed.splitlines() if line.startswith("  train "))
+    assert listed == expected_runs(out)
+    assert "simulated: generated features (simulated), nothing to encode" in printed
+    assert not os.path.exists(out)
+
+
+def test_every_experiment_file_loads_and_dry_runs(capsys):
+    for name in ("simulated", "rn50_fewshot", "imagenet_shift", "retrieval"):
+        experiment = load_experiment(name)
+        assert experiment.runs and all(os.path.isfile(r.method_config) for r in experiment.runs), name
+    shift = load_experiment("imagenet_shift")
+    evals = [r for r in shift.runs if r.model_dir]
+    assert {r.dataset for r in evals} == {"imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"}
+    assert all(r.model_dir in {t.out for t in shift.runs if not t.eval_only} for r in evals)
+    coop_1shot = next(r for r in load_experiment("rn50_fewshot").runs
+                      if r.trainer == "CoOp" and r.dataset == "dtd" and r.shots == 1)
+    assert coop_1shot.method_config.endswith("CoOp/rn50_ep50.yaml") and "/rn50_1shots/" in coop_1shot.out
+
+
+def test_reproduce_runs_skips_redoes_and_reports(tmp_path, capsys):
+    exp, out = write_experiment(tmp_path, SMALL), str(tmp_path / "out")
+    results, _ = reproduce.main([exp, "--output", out])
+    assert sorted(r.out for r in results) == expected_runs(out) and {r.status for r in results} == {"done"}
+    first = capsys.readouterr().out
+    assert "8 run(s) done, 0 already finished, 0 failed" in first
+
+    report = tmp_path / "out" / "report"
+    for name in ("results.md", "results.csv", "results.tex", "provenance.json"):
+        assert (report / name).stat().st_size > 0, name
+    assert any(p.suffix == ".png" for p in report.iterdir()) and any(p.suffix == ".pdf" for p in report.iterdir())
+    provenance = json.loads((report / "provenance.json").read_text())
+    assert provenance["runs"]["done"] == 8 and provenance["git_commit"]
+    assert provenance["config_sha256"][exp] and provenance["packages"]["torch"]
+
+    results, _ = reproduce.main([exp, "--output", out])
+    assert {r.status for r in results} == {"skipped"}
+
+    dead = tmp_path / "out" / "simulated" / "CMM" / "sim_2shots" / "seed2"
+    (dead / "log.txt").write_text("half a log, no result\n")
+    (dead / "stale.txt").write_text("left by the dead run")
+    results, _ = reproduce.main([exp, "--output", out])
+    assert [r.out for r in results if r.status == "done"] == [str(dead)]
+    assert not (dead / "stale.txt").exists() and "* accuracy:" in (dead / "log.txt").read_text()
+
+
+def test_missing_prerequisites_are_listed_at_once_before_any_work(tmp_path, capsys):
+    spec = {"groups": [{"datasets": ["dtd", "oxford_pets"], "trainers": ["CMM"], "cfg": "rn50", "shots": [1],
+                        "seeds": [1]},
+                       {"datasets": ["simulated"], "trainers": ["CMM"], "cfg": "no_such_cfg", "shots": [1],
+                        "seeds": [1]}],
+            "disk_gb": 1e9}
+    out = tmp_path / "out"
+    (tmp_path / "data" / "dtd" / "images").mkdir(parents=True)
+    with pytest.raises(SystemExit) as stop:
+        reproduce.main([write_experiment(tmp_path, spec), "--output", str(out), "--root", str(tmp_path / "data")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "dtd: split file" in err and "split_zhou_DescribableTextures.json" in err
+    assert "oxford_pets: dataset folder" in err
+    assert "method config" in err and "no_such_cfg.yaml" in err
+    assert "backbone RN50" in err and "HF_HUB_OFFLINE" in err
+    assert "free disk" in err
+    assert not out.exists()
+
+
+def test_jobs_and_submitit_local_give_the_same_results_as_one_process(tmp_path):
+    spec = dict(SMALL, groups=[dict(SMALL["groups"][0], trainers=["CMM"], shots=[1], seeds=[1, 2])])
+    exp = write_experiment(tmp_path, spec)
+    accuracies = {}
+    for name, flags in {"serial": [], "jobs": ["--jobs", "2"], "submitit": ["--launcher", "submitit-local"]}.items():
+        out = tmp_path / name
+        subprocess.run([sys.executable, "-m", "experiments.reproduce", exp, "--output", str(out), *flags],
+                       cwd=ROOT, check=True, capture_output=True, text=True, timeout=600)
+        accuracies[name] = [(out / "simulated" / "CMM" / "sim_1shots" / f"seed{s}" / "log.txt").read_text()
+                            .rsplit("* accuracy: ", 1)[1].split("%")[0] for s in (1, 2)]
+    assert accuracies["serial"] == accuracies["jobs"] == accuracies["submitit"]
+    assert any((tmp_path / "submitit" / "submitit").iterdir())  # submitit's job folder
