@@ -170,3 +170,30 @@ def format_table(table, fmt="github", with_published=True):
     body = [[_text(c, row[c]) for c in columns] for row in rows]
     align = ["right" if c in NUMERIC else "left" for c in columns]
     return tabulate(body, headers=columns, tablefmt=fmt, disable_numparse=True, colalign=align)
+
+
+def wide_table(table, fmt="github", with_published=True):
+    """The paper layout: one row per dataset, trainer and cfg, one column per shot count, cells
+    ``mean ± std (seeds)``; ``with_published``, each row with a published match is followed by the
+    published row and the delta row."""
+    groups = defaultdict(dict)
+    for row in table.rows:
+        groups[(row.dataset, row.trainer, row.cfg, row.variant)][row.shots] = row
+    shots = sorted({row.shots for row in table.rows})
+    with_variant = any(row.variant for row in table.rows)
+    body = []
+    for (dataset, trainer, cfg, variant), cells in groups.items():
+        keys = [dataset, trainer, cfg] + ([variant] if with_variant else [])
+        body.append(keys + [f"{cells[k].mean:.2f} ± {cells[k].std:.2f} ({len(cells[k].seeds)})" if k in cells
+                            else "" for k in shots])
+        matched = [cells[k] for k in shots if k in cells and cells[k].published]
+        if with_published and matched:
+            label = matched[0].published.label
+            blank = [""] * (len(keys) - 2)
+            body.append(["", f"  published: {label}", *blank]
+                        + [_text("mean", cells[k].published.value) if k in cells and cells[k].published else ""
+                           for k in shots])
+            body.append(["", "  delta", *blank]
+                        + [_text("delta", cells[k].delta) if k in cells and cells[k].published else "" for k in shots])
+    headers = ["dataset", "trainer", "cfg"] + (["variant"] if with_variant else []) + [f"{k}-shot" for k in shots]
+    return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)

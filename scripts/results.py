@@ -34,7 +34,7 @@ from reports.runs import (  # noqa: E402,F401  (re-exported: scripts and tests i
     scan,
     usable,
 )
-from reports.tables import METRICS, build_tables, csv_text, format_table, mean_std  # noqa: E402
+from reports.tables import METRICS, build_tables, csv_text, format_table, mean_std, wide_table  # noqa: E402
 
 
 def cell(values):
@@ -62,14 +62,14 @@ def describe_incomplete(trainer, cfg, variant, shots, prefix, missing):
     return f"no 11-dataset average for {run}: missing {', '.join(missing)}"
 
 
-def print_tables(tables, fmt, with_published):
+def print_tables(tables, fmt, with_published, layout="wide"):
     """One text table per metric, each followed by the groups that miss some of the 11 datasets."""
     delta = ", the published value, delta = ours - published" if with_published else ""
     for i, table in enumerate(tables):
         if i:
             print()
         print(f"{table.metric} (%): mean and std over seeds (seeds = how many){delta}\n")
-        print(format_table(table, fmt, with_published))
+        print((wide_table if layout == "wide" else format_table)(table, fmt, with_published))
         for group in table.incomplete:
             print(describe_incomplete(*group))
 
@@ -86,6 +86,9 @@ def main(argv=None):
     parser.add_argument("--published", action=argparse.BooleanOptionalAction, default=None,
                         help="the published columns (default: on when a published value matches)")
     parser.add_argument("--published-file", default=PUBLISHED_FILE, help="published numbers (YAML)")
+    parser.add_argument("--layout", choices=["wide", "long"], default="wide",
+                        help="wide: a column per shot count, as in papers (default); long: a row per shot count "
+                             "(csv is always long: one record per cell)")
     parser.add_argument("--plot", metavar="DEST", help="also write DEST_<metric>.png and DEST_<metric>.pdf")
     args = parser.parse_args(argv)
 
@@ -99,7 +102,7 @@ def main(argv=None):
     if args.format == "csv":
         print(csv_text(tables, show_published), end="")
     else:
-        print_tables(tables, args.format, show_published)
+        print_tables(tables, args.format, show_published, args.layout)
     if show_published:
         trainers = {row.trainer for table in tables for row in table.rows}
         for claim in (c for c in published.claims if c.method in trainers):

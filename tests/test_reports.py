@@ -16,7 +16,7 @@ from conftest import RESULT_BLOCK
 from reports.plots import AVERAGE_PANEL, draw, plot_series
 from reports.published import PublishedFileError, backbone_of_cfg, load_published
 from reports.runs import END_SIGNAL, TEST_LOG_SIGNAL, end_signal_of, problems, scan, usable
-from reports.tables import FEWSHOT_DATASETS, build_tables, csv_text, format_table, records
+from reports.tables import FEWSHOT_DATASETS, build_tables, csv_text, format_table, records, wide_table
 from scripts import results
 
 ARGS = "***************\n** Arguments **\n***************\n"
@@ -257,6 +257,20 @@ def test_delta_is_ours_minus_published(tree):
     record = next(r for r in records(table) if (r["dataset"], r["shots"]) == ("dtd", 16))
     assert record["delta"] == row.delta and record["published_as"] == row.published.label
     assert row_of(tables_of([root], load_published())["mAP"], "simulated_pairs", "FLEXCLIP", 4).published is None
+
+
+def test_wide_layout_holds_the_long_tables_cells_and_the_published_rows(tree):
+    root, _ = tree
+    table = tables_of([root], load_published())["accuracy"]
+    lines = wide_table(table, "plain").splitlines()
+    [ours] = [line for line in lines if line.split()[:3] == ["dtd", "CoOp", "rn50_ep50"]]
+    for shots in (1, 16):
+        row = row_of(table, "dtd", "CoOp", shots)
+        assert f"{row.mean:.2f} ± {row.std:.2f} ({len(row.seeds)})" in ours
+    published, delta = lines[lines.index(ours) + 1], lines[lines.index(ours) + 2]
+    assert "published:" in published and published.split()[-2:] == ["44.10", "63.70"]  # CoOp DTD, APE notebook
+    assert delta.split()[-1] == f"{row_of(table, 'dtd', 'CoOp', 16).delta:+.2f}"
+    assert not any("published:" in line for line in wide_table(table, "plain", with_published=False).splitlines())
 
 
 def test_csv_and_latex_formats(tree, capsys):
