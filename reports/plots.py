@@ -32,12 +32,13 @@ class Series:
 
 def plot_series(table):
     """Series of a ``reports.tables.Table``: its per-dataset rows, and an "Average" panel over the
-    datasets shown that runs trained on, when there are two or more (eval-only shift sets are
-    left out); ``average_of`` as for the table's average rows, a published average is the mean of
+    datasets shown that runs trained on, when there are two or more (shift sets, where every run
+    is eval-only, are left out; zero-shot runs beside trained ones are not); ``average_of`` as for the table's average rows, a published average is the mean of
     the published values shown."""
     rows = [row for row in table.rows if split_dataset(row.dataset)[1] != AVERAGE]
     datasets = sorted({row.dataset for row in rows}, key=dataset_order)
-    averaged = [d for d in datasets if not any(row.eval_only for row in rows if row.dataset == d)]
+    # a shift set holds eval-only runs only; a few-shot dataset also has trained runs beside zero-shot
+    averaged = [d for d in datasets if not all(row.eval_only for row in rows if row.dataset == d)]
     ours, published = defaultdict(dict), defaultdict(dict)
     for row in rows:
         ours[row.trainer, row.cfg, row.variant][row.dataset, row.shots] = row

@@ -348,6 +348,17 @@ def test_plot_data_are_the_tables_numbers(tmp_path, tree):
         (row_of(table, "dtd", "CoOp", k).mean + row_of(table, "eurosat", "CoOp", k).mean) / 2) for k in (1, 16))
 
 
+def test_zero_shot_eval_only_runs_keep_their_datasets_in_the_average_panel(tmp_path):
+    root = tmp_path / "output"
+    for dataset, acc in (("dtd", 50.0), ("eurosat", 70.0)):
+        write(root, f"{dataset}/ZeroshotCLIP/rn50_0shots/seed1", eval_only_log(acc - 10))
+        write(root, f"{dataset}/CMM/rn50_16shots/seed1", training_log(acc))
+    write(root, "imagenetv2/CMM/rn50_16shots/seed1", eval_only_log(30.0))  # a shift set: not averaged
+    series = plot_series(tables_of([root])["accuracy"])
+    average = {s.method: s.means for s in series if s.panel == AVERAGE_PANEL}
+    assert average == {"CMM": (60.0,), "ZeroshotCLIP": (50.0,)}
+
+
 def test_plots_are_written_as_png_and_pdf(tree, tmp_path, capsys):
     root, _ = tree
     dest = tmp_path / "plots" / "fig"
