@@ -33,8 +33,8 @@ class Series:
 def plot_series(table):
     """Series of a ``reports.tables.Table``: its per-dataset rows, and an "Average" panel over the
     datasets shown that runs trained on, when there are two or more (shift sets, where every run
-    is eval-only, are left out; zero-shot runs beside trained ones are not); ``average_of`` as for the table's average rows, a published average is the mean of
-    the published values shown."""
+    is eval-only, are left out; zero-shot runs beside trained ones are not); ``average_of`` as for
+    the table's average rows, a published average is the mean of the published values shown."""
     rows = [row for row in table.rows if split_dataset(row.dataset)[1] != AVERAGE]
     datasets = sorted({row.dataset for row in rows}, key=dataset_order)
     # a shift set holds eval-only runs only; a few-shot dataset also has trained runs beside zero-shot
