@@ -1,7 +1,7 @@
 """Read CoOp-layout run folders and print mean ± std over seeds beside the published numbers.
 
-    python scripts/results.py ROOT [ROOT ...] [--format plain|github|latex|csv] [--test-log]
-                              [--metric accuracy mAP] [--no-published] [--plot DEST]
+    python scripts/results.py ROOT [ROOT ...] [--format plain|github|latex|csv] [--layout wide|long]
+                              [--test-log] [--metric accuracy mAP] [--no-published] [--plot DEST]
 
 A run folder is ``.../<dataset>/<Trainer>/<cfg>_<K>shots[/<variant>]/seed<S>/log.txt``. A run's
 figures are read exactly as CoOp's ``parse_test_res.py`` reads them: the ``* <metric>: x%`` lines
@@ -16,9 +16,8 @@ from a cell are listed. ``--plot DEST`` writes ``DEST_<metric>.png`` and ``.pdf`
 import argparse
 import os
 import sys
-from collections import defaultdict
 
-from tabulate import tabulate, tabulate_formats
+from tabulate import tabulate_formats
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -34,26 +33,7 @@ from reports.runs import (  # noqa: E402,F401  (re-exported: scripts and tests i
     scan,
     usable,
 )
-from reports.tables import METRICS, build_tables, csv_text, format_table, mean_std, wide_table  # noqa: E402
-
-
-def cell(values):
-    mean, std = mean_std(values)
-    return f"{mean:.2f} ± {std:.2f} ({len(values)})"
-
-
-def shots_table(values, fmt="github", compact=False):
-    """One row per (dataset, trainer, cfg, variant), one column per shot count; ``compact``
-    leaves out the key columns that hold one value in every row."""
-    shots = sorted({k.shots for k in values})
-    rows = defaultdict(dict)
-    for key, vals in values.items():
-        rows[(key.dataset, key.trainer, key.cfg, key.variant)][key.shots] = cell(vals)
-    names = ["dataset", "trainer", "cfg", "variant"]
-    keep = [i for i in range(len(names)) if not compact or len({row[i] for row in rows}) > 1]
-    headers = [names[i] for i in keep] + [f"{k}-shot" for k in shots]
-    body = [[row[i] for i in keep] + [cells.get(k, "-") for k in shots] for row, cells in sorted(rows.items())]
-    return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
+from reports.tables import METRICS, build_tables, csv_text, format_table, wide_table  # noqa: E402
 
 
 def describe_incomplete(trainer, cfg, variant, shots, prefix, missing):
