@@ -74,19 +74,6 @@ def seed_folders(root):
             yield folder, files
 
 
-def collect(root, end_signal=END_SIGNAL, metric="accuracy"):
-    """``({RunKey: [values over seeds]}, [unfinished seed folders])`` under ``root``."""
-    values, unfinished = defaultdict(list), []
-    for folder, files in seed_folders(root):
-        key = run_key(folder, root)
-        found = read_metrics(os.path.join(folder, "log.txt"), end_signal) if "log.txt" in files else {}
-        if key is None or not found:
-            unfinished.append(folder)
-        elif metric in found:  # runs of another task (accuracy vs mAP) are not this table's
-            values[key].append(found[metric])
-    return values, unfinished
-
-
 @dataclass(frozen=True)
 class SeedRun:
     """One seed folder: its key (None outside the layout), its figures ({} without a result), and

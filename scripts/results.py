@@ -26,7 +26,6 @@ from reports.runs import (  # noqa: E402,F401  (re-exported: scripts and tests i
     END_SIGNAL,
     TEST_LOG_SIGNAL,
     RunKey,
-    collect,
     problems,
     read_metrics,
     run_key,

@@ -13,11 +13,12 @@ def test_results_reader_agrees_with_coops_parser(tmp_path):
         run_train(["--root", "", "--seed", seed, "--trainer", "ZeroshotCLIP2", "--dataset-config-file",
                    ROOT / "configs/datasets/simulated.yaml", "--output-dir",
                    tmp_path / "simulated" / "ZeroshotCLIP2" / "sim_2shots" / f"seed{seed}", "DATASET.NUM_SHOTS", 2])
-    values, unfinished = results.collect(tmp_path)
+    runs = results.scan([tmp_path])
     seed_dirs = sorted((tmp_path / "simulated" / "ZeroshotCLIP2" / "sim_2shots").iterdir())
-    assert [p.name for p in seed_dirs] == ["seed1", "seed2", "seed3"] and unfinished == []
+    assert [p.name for p in seed_dirs] == ["seed1", "seed2", "seed3"] and results.problems(runs) == []
     key = results.RunKey("simulated", "ZeroshotCLIP2", "sim", 2, "")
-    assert values[key] == [coop_parse((d / "log.txt").read_text()) for d in seed_dirs] == [62.8] * 3
+    values = [run.metrics["accuracy"] for run in results.usable(runs) if run.key == key]
+    assert values == [coop_parse((d / "log.txt").read_text()) for d in seed_dirs] == [62.8] * 3
 
 
 def test_zero_shot_script_writes_coop_layout_and_skips_a_finished_run(tmp_path):
