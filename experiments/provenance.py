@@ -1,26 +1,21 @@
 """``provenance.json`` beside an experiment's table: which code, libraries, configs and device
 produced it, and how long each phase took, so a reviewer can tell whether a rerun is comparable."""
 import datetime
-import hashlib
 import platform
 import sys
 
 from datasets.atomic_io import write_json
+from trainers.clip_backbone import file_digest
 from trainers.environment import cpu_summary, cuda_summary, git_commit, package_version
 
 PACKAGES = ["torch", "torchvision", "open_clip_torch", "numpy", "scipy", "scikit-learn", "pillow", "yacs",
             "tabulate", "matplotlib", "tensorboard", "submitit"]
 
 
-def file_sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def config_hashes(experiment):
     """SHA-256 of the experiment file and of every dataset / method config its runs read."""
     paths = {experiment.path} | {r.dataset_config for r in experiment.runs} | {r.method_config for r in experiment.runs}
-    return {path: file_sha256(path) for path in sorted(paths)}
+    return {path: file_digest(path) for path in sorted(paths)}
 
 
 def write_provenance(path, experiment, launch, timings, results):
