@@ -59,10 +59,13 @@ def missing_weights_for(runs, root):
     from train import build_parser, setup_cfg  # registers every trainer's config node
     from trainers.clip_backbone import missing_weights
 
-    missing, checked = [], set()
+    missing, checked, configs = [], set(), set()
     for run in runs:
-        if not os.path.isfile(run.method_config) or not needs_files(dataset_class(run.dataset_config)):
+        sources = (run.dataset_config, run.method_config, run.opts)  # all that can set the backbone
+        if sources in configs or not os.path.isfile(run.method_config) \
+                or not needs_files(dataset_class(run.dataset_config)):
             continue
+        configs.add(sources)
         cfg, _ = setup_cfg(build_parser().parse_args(run.argv(root or ".")))
         backbone = (cfg.MODEL.BACKBONE.NAME, cfg.CLIP.PRETRAINED, cfg.CLIP.CACHE_DIR)
         if backbone not in checked:

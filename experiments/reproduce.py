@@ -132,10 +132,9 @@ def main(argv=None):
     print(f"Experiment {experiment.name}: {experiment.description}\n{len(experiment.runs)} runs under "
           f"{experiment.output}")
     missing = missing_prerequisites(experiment, root, cache_root())
-    pending = [r for stage in experiment.stages() for r in stage]
     if args.dry_run:
         print("\n".join(run_lines(experiment)))
-        print("Feature extraction:\n" + "\n".join(extraction_lines(pending, root)))
+        print("Feature extraction:\n" + "\n".join(extraction_lines(experiment.runs, root)))
     if missing:
         print(f"\nMissing prerequisites ({len(missing)}); nothing was run:", file=sys.stderr)
         print("\n".join("  - " + m.replace("\n", "\n    ") for m in missing), file=sys.stderr)
