@@ -113,3 +113,23 @@ def test_jobs_and_submitit_local_give_the_same_results_as_one_process(tmp_path):
                             .rsplit("* accuracy: ", 1)[1].split("%")[0] for s in (1, 2)]
     assert accuracies["serial"] == accuracies["jobs"] == accuracies["submitit"]
     assert any((tmp_path / "submitit" / "submitit").iterdir())  # submitit's job folder
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"groups": [dict(SMALL["groups"][0], epochs=3)]}, "groups[0]: unknown key(s) ['epochs']"),
+    ({"groups": [{"datasets": ["simulated"], "trainers": ["CMM"], "cfg": "sim"}]}, "missing key(s) ['seeds', 'shots']"),
+    ({"groups": [dict(SMALL["groups"][0], opts=["OPTIM.MAX_EPOCH"])]}, "'opts' must be KEY VALUE pairs"),
+    ({"output": "x"}, "no 'groups'"),
+])
+def test_a_malformed_experiment_file_is_an_error_naming_the_file_and_key(tmp_path, capsys, spec, message):
+    path = write_experiment(tmp_path, spec)
+    with pytest.raises(SystemExit) as stop:
+        reproduce.main([path, "--output", str(tmp_path / "out")])
+    assert path in str(stop.value) and message in str(stop.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_experiment_name_lists_the_known_ones():
+    with pytest.raises(SystemExit) as stop:
+        reproduce.main(["rn50_fewshott", "--dry-run"])
+    assert "no experiment 'rn50_fewshott'" in str(stop.value) and "rn50_fewshot, simulated" in str(stop.value)
