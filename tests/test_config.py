@@ -31,6 +31,18 @@ def test_wrong_type_names_the_file(tmp_path):
         setup(["--config-file", str(bad)])
 
 
+def test_yaml_syntax_error_names_the_file(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("DATASET:\n  NUM_SHOTS: [1, 2\nOPTIM:\n  LR: 0.1\n")
+    with pytest.raises(ConfigError, match=rf"{bad} is not valid YAML: .*line"):
+        setup(["--config-file", str(bad)])
+
+
+def test_unknown_key_suggests_the_closest_keys():
+    with pytest.raises(ConfigError, match=r"unknown config key 'DATASET.NUM_SHOT' \(did you mean DATASET.NUM_SHOTS\?"):
+        setup(["DATASET.NUM_SHOT", "4"])
+
+
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="config file not found: .*nope.yaml"):
         setup(["--config-file", str(tmp_path / "nope.yaml")])

@@ -6,8 +6,10 @@ with errors that name the offending key and file.
 trainer, which declares that class's own node next to it). Plugin mode calls ``extend_cfg``
 on Dassl's own config instead.
 """
+import difflib
 import random
 
+import yaml
 from yacs.config import CfgNode as CN
 
 from datasets.registry import DATASET_REGISTRY
@@ -176,8 +178,10 @@ def merge_file(cfg, path):
         cfg.merge_from_file(path)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
     except (KeyError, ValueError, AssertionError) as e:
-        raise ConfigError(f"{path}: {describe_merge_error(e)}") from None
+        raise ConfigError(f"{path}: {describe_merge_error(e, cfg)}") from None
 
 
 def merge_opts(cfg, opts):
@@ -186,15 +190,25 @@ def merge_opts(cfg, opts):
     try:
         cfg.merge_from_list(list(opts))
     except (KeyError, ValueError, AssertionError) as e:
-        raise ConfigError(f"command line: {describe_merge_error(e)}") from None
+        raise ConfigError(f"command line: {describe_merge_error(e, cfg)}") from None
 
 
-def describe_merge_error(e):
+def describe_merge_error(e, cfg):
     text = str(e.args[0]) if e.args else str(e)
     if text.startswith(("Non-existent config key", "Non-existent key")):  # yaml / command line
         key = text.split(":", 1)[1].strip()
-        return f"unknown config key {key!r} (every key must exist in the defaults; see trainers/config.py)"
+        close = difflib.get_close_matches(key, config_keys(cfg), n=3, cutoff=0.85)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        return f"unknown config key {key!r} ({hint}every key must exist in the defaults; see trainers/config.py)"
     return text
+
+
+def config_keys(node, prefix=""):
+    """Every leaf key of a config as a dotted name (``DATASET.NUM_SHOTS``)."""
+    keys = []
+    for name, value in node.items():
+        keys += config_keys(value, f"{prefix}{name}.") if isinstance(value, CN) else [f"{prefix}{name}"]
+    return keys
 
 
 def resolve_seed(cfg):
