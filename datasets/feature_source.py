@@ -56,3 +56,8 @@ class FeatureSource(ABC):
     def summary(self):
         """One line for the log: what produced the features."""
         return type(self).__name__
+
+    @abstractmethod
+    def identity(self):
+        """A small JSON-able dict saying what this run's features are (a run folder's provenance
+        records it): enough to tell whether two runs saw the same features."""

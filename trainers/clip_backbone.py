@@ -32,6 +32,8 @@ from open_clip import pretrained as oc_pretrained
 
 from datasets.atomic_io import write_json
 
+from .feature_cache import writing_to
+
 COOP_NAMES = {
     "RN50": "RN50-quickgelu",
     "RN101": "RN101-quickgelu",
@@ -151,12 +153,9 @@ def file_digest(path, memo_path=None):
     """SHA-256 of a weights file, remembered in ``memo_path`` by (path, size, mtime)."""
     stat = os.stat(path)
     key = f"{os.path.realpath(path)}:{stat.st_size}:{stat.st_mtime_ns}"
-    memo = {}
-    if memo_path and os.path.isfile(memo_path):
-        with open(memo_path) as f:
-            memo = json.load(f)
-        if key in memo:
-            return memo[key]
+    memo = read_digest_memo(memo_path) if memo_path else {}
+    if key in memo:
+        return memo[key]
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -164,8 +163,26 @@ def file_digest(path, memo_path=None):
     digest = h.hexdigest()
     if memo_path:
         memo[key] = digest
-        write_json(memo, memo_path)
+        with writing_to(os.path.dirname(os.path.abspath(memo_path))):
+            write_json(memo, memo_path)
     return digest
+
+
+def read_digest_memo(memo_path):
+    """The memo's ``{path:size:mtime: digest}``; a corrupt memo (a truncated copy, an edit) is
+    named and rebuilt, since it only saves re-hashing weights files."""
+    if not os.path.isfile(memo_path):
+        return {}
+    try:
+        with open(memo_path) as f:
+            memo = json.load(f)
+        if isinstance(memo, dict) and all(isinstance(v, str) for v in memo.values()):
+            return memo
+        problem = "is not a JSON object of digests"
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        problem = f"is unreadable ({type(e).__name__}: {e})"
+    print(f"Weights digest memo {memo_path} {problem}: rebuilding it")
+    return {}
 
 
 # --- locating and downloading weights ---------------------------------------------------

@@ -3,7 +3,8 @@
 The CLIP model is built only when something must be encoded: a run whose features are all
 cached never loads the weights (the cache key needs only the weights file's digest). Under
 torchrun (``trainers.distributed``) the ranks share the batches of every encoding, rank 0 writes
-the entry, and all ranks return the same features as one process would.
+the entry, and all ranks return the same features as one process would. ``identity()`` says
+which features a run used (backbone, weights digest, precision, cache entries) for its provenance.
 """
 import hashlib
 import json
@@ -21,7 +22,7 @@ from datasets.transforms import augment_transform, eval_transform
 
 from .clip_backbone import BackboneError, load_clip, resolve_backbone
 from .distributed import any_rank, barrier, gather_batches, is_main, my_batches
-from .feature_cache import FeatureCache, default_cache_root, entry_key
+from .feature_cache import FeatureCache, default_cache_root, entry_key, file_identities, writing_to
 from .logger import progress
 from .templates import format_prompt
 from .text_encoding import mean_of_windows, text_windows
@@ -40,6 +41,8 @@ class ViewSeeds:
 class CLIPFeatureSource(FeatureSource):
     def __init__(self, cfg, dataset):
         self.cfg = cfg
+        self.image_identity = cfg.FEATURES.IMAGE_IDENTITY
+        file_identities([], self.image_identity)  # an unknown mode fails here, naming the key
         root = cfg.FEATURES.CACHE_DIR or default_cache_root()
         self.spec = resolve_backbone(cfg, digest_memo=os.path.join(root, "weights_digests.json"))
         self.cache = FeatureCache(os.path.join(root, self.spec.slug))
@@ -50,11 +53,21 @@ class CLIPFeatureSource(FeatureSource):
         self.dataset_name = cfg.DATASET.NAME
         self.base_dir = dataset.dataset_dir
         self._model = None
+        self._card = None
 
     def summary(self):
         s = self.spec
         return (f"CLIP {s.name} (open_clip {s.model_name}, weights {s.pretrained}, digest {s.digest[:12]}), "
-                f"precision {self.precision}, cache {self.cache.directory}")
+                f"precision {self.precision}, image identity {self.image_identity}, cache {self.cache.directory}")
+
+    def identity(self):
+        """What this run's features are: the backbone, its weights digest, the precision, the cache
+        and its image-identity mode, and ``{"<group>/<label>": key[:16]}`` of every cache entry the
+        run read or wrote so far (a list of keys where one label served several sample lists)."""
+        s = self.spec
+        return {"source": "clip", "backbone": s.name, "model_name": s.model_name, "pretrained": s.pretrained,
+                "weights_digest": s.digest, "precision": self.precision, "cache_dir": self.cache.directory,
+                "image_identity": self.image_identity, "entries": self.cache.entries()}
 
     # --- the model, built on demand -------------------------------------------------------
     @property
@@ -62,16 +75,18 @@ class CLIPFeatureSource(FeatureSource):
         return os.path.join(self.cache.directory, "model.json")
 
     def model(self):
+        """The CLIP model, built on first use; building it (re)writes the model card."""
         if self._model is None:
             print(f"Loading CLIP {self.spec.name} ({self.spec.model_name}, {self.spec.pretrained}) on {self.device}")
             model = load_clip(self.spec, self.device)
             self.check_input_size(model)
             if self.precision == "fp16":
                 model = model.half()
-            write_json({"name": self.spec.name, "model_name": self.spec.model_name,
-                        "pretrained": self.spec.pretrained, "digest": self.spec.digest,
-                        "logit_scale": float(model.logit_scale.exp())}, self.card_path)
-            self._model = model
+            card = {"name": self.spec.name, "model_name": self.spec.model_name, "pretrained": self.spec.pretrained,
+                    "digest": self.spec.digest, "logit_scale": float(model.logit_scale.exp())}
+            with writing_to(self.cache.directory):
+                write_json(card, self.card_path)
+            self._model, self._card = model, card
         return self._model
 
     def check_input_size(self, model):
@@ -83,10 +98,29 @@ class CLIPFeatureSource(FeatureSource):
 
     @property
     def logit_scale(self):
+        """From the model card, so a run whose features are all cached never loads the weights."""
+        if self._card is None:
+            self._card = self.read_card()
+        if self._card is None:
+            self.model()  # building the model writes its card
+        return self._card["logit_scale"]
+
+    def read_card(self):
+        """``model.json`` of this backbone, or None when it is missing or not trustworthy (a corrupt
+        card is named; the caller rebuilds it from the model)."""
         if not os.path.isfile(self.card_path):
-            self.model()
-        with open(self.card_path) as f:
-            return json.load(f)["logit_scale"]
+            return None
+        try:
+            with open(self.card_path) as f:
+                card = json.load(f)
+            if (isinstance(card, dict) and card.get("digest") == self.spec.digest
+                    and isinstance(card.get("logit_scale"), float)):
+                return card
+            problem = "is not this backbone's card"
+        except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            problem = f"is unreadable ({type(e).__name__}: {e})"
+        print(f"Model card {self.card_path} {problem}: rebuilding it from the model")
+        return None
 
     def autocast(self):
         return torch.autocast("cuda", dtype=torch.float16, enabled=self.precision == "amp")
@@ -101,8 +135,9 @@ class CLIPFeatureSource(FeatureSource):
     def _image_views(self, items, split, views):
         """``[V, N, d]`` features of ``items`` under each view; only missing views are encoded."""
         relpaths = [os.path.relpath(item.impath, self.base_dir) for item in items]
+        files = file_identities([item.impath for item in items], self.image_identity)
         transforms = [self.view_transform(view, relpaths) for view in views]
-        entries = [self.image_entry(split, relpaths, view, desc) for view, (_, desc) in zip(views, transforms)]
+        entries = [self.image_entry(split, relpaths, files, view, desc) for view, (_, desc) in zip(views, transforms)]
         found = self.lookup(self.dataset_name, entries, relpaths)
         missing = [j for j, feats in enumerate(found) if feats is None]
         if missing:
@@ -126,11 +161,13 @@ class CLIPFeatureSource(FeatureSource):
         barrier()
         return stored
 
-    def image_entry(self, split, relpaths, view, transform_desc):
-        """(file label, key) of the cache entry for ``relpaths`` under ``view``."""
+    def image_entry(self, split, relpaths, files, view, transform_desc):
+        """(file label, key) of the cache entry for ``relpaths`` (whose files have the identities
+        ``files``, see ``file_identities``) under ``view``."""
         label = f"{split}-eval" if view is None else f"{split}-aug{view.index}"
         key = entry_key(kind="image", backbone=self.spec.digest, dataset=self.dataset_name, split=split,
-                        paths=relpaths, transform=transform_desc, precision=self.precision)
+                        paths=relpaths, image_identity=self.image_identity, files=files,
+                        transform=transform_desc, precision=self.precision)
         return label, key
 
     def view_transform(self, view, relpaths):

@@ -152,6 +152,7 @@ def extend_cfg(cfg, classes=None):
 
     cfg.FEATURES = CN()
     cfg.FEATURES.CACHE_DIR = ""  # "" = $FEWSHOT_CLIP_CACHE or ~/.cache/fewshot_clip
+    cfg.FEATURES.IMAGE_IDENTITY = "stat"  # what of each image file the cache key holds: stat | sha256
     cfg.FEATURES.AUG_VIEWS = 10  # augmented views per few-shot image (Tip-Adapter's 10)
     cfg.FEATURES.AUG_SCALE = (0.5, 1.0)  # RandomResizedCrop scale of those views
     cfg.FEATURES.AUG_FLIP = True
