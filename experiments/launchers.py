@@ -1,7 +1,8 @@
 """Where the runs of an experiment execute: this machine (``--jobs N`` worker processes) or a
 job array through submitit (SLURM, or submitit's local executor, the same code path on one
-machine). Every launcher skips finished runs and reruns dead ones from a clean folder
-(``scripts.runner.run_if_needed``), so resubmitting an experiment only does what is left."""
+machine). Every launcher skips finished runs (``reports.runs.run_status``, the rule every tool
+uses) and reruns dead ones from a clean folder (``scripts.runner.run_if_needed``), so
+resubmitting an experiment only does what is left."""
 import multiprocessing
 import os
 import time
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from scripts.runner import is_finished, run_if_needed
+from reports.runs import run_status
+from scripts.runner import run_if_needed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -82,7 +84,7 @@ def submitit_executor(folder, cluster, params):
 def run_submitit(runs, root, folder, cluster="slurm", params=None, runs_per_job=1, desc="runs"):
     """Submit the unfinished ``runs`` as one job array (``runs_per_job`` runs per array task)
     and wait for it; finished runs are skipped without a job."""
-    results = {r.out: RunResult(r.out, "skipped") for r in runs if is_finished(r.out, r.end_signal)}
+    results = {r.out: RunResult(r.out, "skipped") for r in runs if run_status(r.out, r.end_signal).finished}
     todo = [task(r, root) for r in runs if r.out not in results]
     if todo:
         chunks = [todo[i:i + runs_per_job] for i in range(0, len(todo), runs_per_job)]

@@ -19,7 +19,7 @@ for SEED in ${SEEDS}; do
     MODEL_DIR=output/${SOURCE}/${TRAINER}/${CFG}_${SHOTS}shots/${VARIANT:+${VARIANT}/}seed${SEED}
     for DATASET in ${SHIFT_SETS}; do
         DIR=output/${DATASET}/${TRAINER}/${CFG}_${SHOTS}shots/${VARIANT:+${VARIANT}/}seed${SEED}
-        run_once "${DIR}" "^=> result" "${DATASET}" "${TRAINER}" "configs/trainers/${TRAINER}/${CFG}.yaml" "${SEED}" \
+        run_once "${DIR}" "${DATASET}" "${TRAINER}" "configs/trainers/${TRAINER}/${CFG}.yaml" "${SEED}" \
             --model-dir "${MODEL_DIR}" --eval-only DATASET.NUM_SHOTS "${SHOTS}" "$@"
     done
 done

@@ -5,17 +5,20 @@ PYTHON=${PYTHON:-python}
 SEEDS=${SEEDS:-"1 2 3"}
 VARIANT=${VARIANT:-}  # optional sub-folder under <cfg>_<K>shots
 
-# run_once DIR END_SIGNAL DATASET TRAINER METHOD_CONFIG SEED [train.py flags and KEY VALUE opts ...]
-#   Skips DIR when its log.txt holds END_SIGNAL (a regex) and a test figure (accuracy or mAP);
-#   otherwise deletes DIR (a run that died is redone from scratch, never appended to) and runs
-#   train.py on configs/datasets/DATASET.yaml with the METHOD_CONFIG yaml.
+# run_once DIR DATASET TRAINER METHOD_CONFIG SEED [train.py flags and KEY VALUE opts ...]
+#   Skips DIR when it holds a finished run, as `python -m reports.finished` decides it (the rule
+#   results.py and reproduce.sh use: log.txt has the test result after the end signal);
+#   otherwise deletes DIR (a run that died is redone from a clean folder) and runs train.py on
+#   configs/datasets/DATASET.yaml with the METHOD_CONFIG yaml.
 run_once() {
-    local dir=$1 end_signal=$2 dataset=$3 trainer=$4 method_config=$5 seed=$6
-    shift 6
-    if [ -f "${dir}/log.txt" ] && grep -Eq "${end_signal}" "${dir}/log.txt" \
-        && grep -Eq "^\* (accuracy|mAP):" "${dir}/log.txt"; then
+    local dir=$1 dataset=$2 trainer=$3 method_config=$4 seed=$5 status=0
+    shift 5
+    ${PYTHON} -m reports.finished --quiet "${dir}" || status=$?
+    if [ "${status}" -eq 0 ]; then
         echo "The results exist at ${dir} (so skip this job)"
         return 0
+    elif [ "${status}" -ne 1 ]; then  # not a verdict (unreadable log, broken python): delete nothing
+        return "${status}"
     fi
     rm -rf "${dir}"
     ${PYTHON} train.py \

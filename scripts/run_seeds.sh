@@ -16,6 +16,6 @@ shift 4
 
 for SEED in ${SEEDS}; do
     DIR=output/${DATASET}/${TRAINER}/${CFG}_${SHOTS}shots/${VARIANT:+${VARIANT}/}seed${SEED}
-    run_once "${DIR}" "^Finish training" "${DATASET}" "${TRAINER}" "configs/trainers/${TRAINER}/${CFG}.yaml" "${SEED}" \
+    run_once "${DIR}" "${DATASET}" "${TRAINER}" "configs/trainers/${TRAINER}/${CFG}.yaml" "${SEED}" \
         DATASET.NUM_SHOTS "${SHOTS}" "$@"
 done

@@ -1,21 +1,22 @@
-"""Running train.py in this process for a list of run folders, CoOp-style: a finished run is
-skipped, a folder without a result (a run that died) is deleted and rerun from scratch."""
+"""Running train.py in this process for a list of run folders, CoOp-style: a finished run
+(``reports.runs.run_status``, the rule every tool uses) is skipped, a folder without a result
+(a run that died) is deleted and rerun from a clean folder."""
 import os
 import shutil
 
 import train
-from scripts.results import END_SIGNAL, read_metrics
+from reports.runs import run_status
 
 
-def is_finished(folder, end_signal=END_SIGNAL):
-    """The run's log has a test figure after ``end_signal`` ("=> result" for eval-only runs)."""
-    log = os.path.join(folder, "log.txt")
-    return os.path.isfile(log) and bool({"accuracy", "mAP"} & set(read_metrics(log, end_signal)))
+def is_finished(folder, end_signal=None):
+    """``run_status(folder, end_signal).finished``: log.txt has the test result after the end
+    signal (told from the log when ``end_signal`` is None)."""
+    return run_status(folder, end_signal).finished
 
 
-def run_if_needed(argv, out, end_signal=END_SIGNAL):
-    """Run ``train.py argv`` (with ``--output-dir out``) unless ``out`` already holds a result;
-    returns True when it ran."""
+def run_if_needed(argv, out, end_signal=None):
+    """Run ``train.py argv`` (with ``--output-dir out``) unless ``out`` already holds a finished
+    run; returns True when it ran."""
     if is_finished(out, end_signal):
         return False
     if os.path.exists(out):

@@ -2,7 +2,11 @@
 
 A rerun into the same folder writes ``log.txt-<YYYY-mm-dd-HH-MM-SS>`` so an earlier log is
 never overwritten (Dassl); a file that belongs to one log (its config.yaml) takes the same
-timestamp. stderr is teed too, so a crash's traceback lands in the log.
+timestamp. The caller may instead continue ``log.txt`` (``continue_with``: the line to mark the
+place): train.py does so when ``log.txt`` holds a run that did not finish, so the run a resume
+completes is read from ``log.txt`` (``reports.runs.run_status``). stderr is teed too, so a
+crash's traceback lands in the log. The file is line-buffered: after a SIGKILL it holds every
+line printed before.
 """
 import os
 import sys
@@ -55,20 +59,35 @@ class RunLog:
         self.file.flush()
 
 
-def log_file_path(output_dir):
+def log_file_path(output_dir, continue_log=False):
+    """``log.txt``, unless it exists and is not to be continued: then ``log.txt-<timestamp>``."""
     path = os.path.join(output_dir, LOG_NAME)
-    if os.path.exists(path):
+    if os.path.exists(path) and not continue_log:
         path += time.strftime("-%Y-%m-%d-%H-%M-%S")
     return path
 
 
+def ends_with_newline(path):
+    """Whether the file is empty or its last byte is a newline (a killed run may stop mid-line)."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return True
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
 @contextmanager
-def log_to(output_dir, echo=True):
-    """Tee stdout and stderr into the run's log file for the duration of the block; yields a RunLog."""
+def log_to(output_dir, echo=True, continue_with=None):
+    """Tee stdout and stderr into the run's log file for the duration of the block; yields a RunLog.
+    With ``continue_with`` (a line of text) an existing ``log.txt`` is appended to after that line."""
     os.makedirs(output_dir, exist_ok=True)
-    path = log_file_path(output_dir)
+    path = log_file_path(output_dir, continue_with is not None)
+    appending = continue_with is not None and os.path.exists(path)
     saved = sys.stdout, sys.stderr, _console["stream"]
-    with open(path, "w") as f:
+    with open(path, "a" if appending else "w", buffering=1) as f:  # line-buffered: nothing lost to a SIGKILL
+        if appending:
+            f.write(("" if ends_with_newline(path) else "\n") + continue_with + "\n")
         sys.stdout = TeeStream(saved[0] if echo else None, f)
         sys.stderr = TeeStream(saved[1] if echo else None, f)
         _console["stream"] = saved[1] if echo else None

@@ -1,0 +1,169 @@
+"""One rule says whether a run is finished (``reports.runs.run_status``), and every reader follows
+it: the shell runners (``python -m reports.finished`` in ``run_once``), results.py's scan,
+reproduce / the launchers, and CoOp's parse_test_res.py rule. Also: log.txt is line-buffered,
+and an unknown trainer or dataset stops train.py before any output is written."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT, coop_parse, read_log, run_train
+from reports.runs import END_SIGNAL, RESUMED_PREFIX, problems, run_status, scan, usable
+from scripts.runner import run_if_needed
+
+TEST_ACCURACY = re.compile(r"^\* accuracy: ([\d.]+)%$", re.M)
+
+
+def sim_argv(trainer, *opts):
+    """train.py's flags (without --output-dir) for a small run on the simulated benchmark."""
+    return ["--root", "", "--seed", "1", "--trainer", trainer,
+            "--dataset-config-file", str(ROOT / "configs/datasets/simulated.yaml"),
+            "--config-file", str(ROOT / f"configs/trainers/{trainer}/sim.yaml"),
+            "DATASET.NUM_SHOTS", "2", *map(str, opts)]
+
+
+CMM_OPTS = ("OPTIM.MAX_EPOCH", 3, "TRAIN.CHECKPOINT_FREQ", 1, "DATALOADER.TRAIN_X.BATCH_SIZE", 16)
+TIPF_OPTS = ("TEST.FINAL_MODEL", "best_val", "OPTIM.MAX_EPOCH", 1)
+
+
+def cell(tmp_path, trainer):
+    """A seed folder in CoOp's layout, so results.py's scan reads it."""
+    return tmp_path / "out" / "simulated" / trainer / "sim_2shots" / "seed1"
+
+
+def finished_cli(folder):
+    """The shell runners' question: the exit status of ``python -m reports.finished``."""
+    return subprocess.run([sys.executable, "-m", "reports.finished", str(folder)], cwd=ROOT,
+                          capture_output=True, text=True)
+
+
+def run_once(folder, trainer, *opts):
+    """``run_once`` of scripts/run_lib.sh (train.py in a subprocess)."""
+    script = f'. scripts/run_lib.sh && run_once "$0" simulated {trainer} configs/trainers/{trainer}/sim.yaml 1 ' \
+             + " ".join(["DATASET.NUM_SHOTS", "2", *map(str, opts)])
+    return subprocess.run(["bash", "-c", script, str(folder)], cwd=ROOT, check=True, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHON=sys.executable, DATA=""))
+
+
+def killed_after_epoch(out, epoch, argv):
+    """Run train.py in a subprocess that SIGKILLs itself right after ``epoch``'s checkpoint."""
+    code = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        import train
+        from trainers.trainer_base import TrainerBase
+        after_epoch = TrainerBase.after_epoch
+        def after_epoch_then_die(self):
+            after_epoch(self)
+            if self.epoch + 1 == {epoch}:
+                print("about to be killed")
+                os.kill(os.getpid(), signal.SIGKILL)
+        TrainerBase.after_epoch = after_epoch_then_die
+        train.main(["--output-dir", {str(out)!r}, *{argv!r}], echo=False)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+
+
+def test_killed_then_resumed_by_hand_counts_for_every_reader(tmp_path):
+    out = cell(tmp_path, "CMM")
+    argv = sim_argv("CMM", *CMM_OPTS)
+    killed_after_epoch(out, 2, argv)
+    died = read_log(out)
+    # line-buffered: everything printed before the SIGKILL is in log.txt
+    assert died.rstrip().endswith("about to be killed") and "Checkpoint saved to" in died
+    assert re.search(r"^epoch \[2/3\] batch \[4/4\]", died, re.M)
+    assert not run_status(out).finished and finished_cli(out).returncode == 1
+
+    run_train(["--output-dir", out, *argv])  # the same command again, by hand
+    log = read_log(out)
+    assert log.startswith(died) and not [p for p in os.listdir(out) if p.startswith("log.txt-")]
+    [marker] = [line for line in log.splitlines() if line.startswith(RESUMED_PREFIX)]
+    resumed = log.split(marker + "\n", 1)[1]
+    assert "Found checkpoint" in resumed and "epoch [3/3]" in resumed and "epoch [2/3]" not in resumed
+    result = float(TEST_ACCURACY.findall(resumed)[-1])
+
+    status = run_status(out)
+    assert status.finished and status.resumed == 1 and status.metrics["accuracy"] == result
+    assert finished_cli(out).returncode == 0  # the shell runners
+    [run] = usable(scan([tmp_path / "out"]))  # results.py
+    assert run.metrics["accuracy"] == result and not problems(scan([tmp_path / "out"]))
+    assert run_status(out, END_SIGNAL).finished  # reproduce / launchers (they pass the run's end signal)
+    assert coop_parse(log) == result  # CoOp's parse_test_res.py rule on the whole log.txt
+
+
+def test_best_val_log_cut_after_finish_training_is_unfinished_and_redone_everywhere(tmp_path):
+    out = cell(tmp_path, "TipAdapterF")
+    argv = sim_argv("TipAdapterF", *TIPF_OPTS)
+    run_train(["--output-dir", out, *argv])
+    full = read_log(out)
+    test_result = float(TEST_ACCURACY.findall(full)[-1])
+    cut = full[:full.index(END_SIGNAL + "\n") + len(END_SIGNAL) + 1]  # died before the test result
+    assert TEST_ACCURACY.search(cut)  # it holds validation results (before Finish training)
+    (out / "log.txt").write_text(cut)
+
+    assert not run_status(out).finished and not run_status(out, END_SIGNAL).finished
+    cli = finished_cli(out)
+    assert cli.returncode == 1 and "no test result after 'Finish training'" in cli.stdout
+    assert not usable(scan([tmp_path / "out"])) and [str(out)] == [f for f, _ in problems(scan([tmp_path / "out"]))]
+    assert coop_parse(cut) is None
+
+    redone = run_once(out, "TipAdapterF", *TIPF_OPTS)  # the shell runner redoes it from a clean folder
+    assert "The results exist" not in redone.stdout and RESUMED_PREFIX not in read_log(out)
+    assert run_status(out).metrics["accuracy"] == test_result
+    assert "The results exist at" in run_once(out, "TipAdapterF", *TIPF_OPTS).stdout
+
+    (out / "log.txt").write_text(cut)
+    assert run_if_needed(argv, str(out), END_SIGNAL)  # reproduce's launchers redo it too
+    assert run_status(out).metrics["accuracy"] == test_result and RESUMED_PREFIX not in read_log(out)
+
+
+def test_rerun_of_a_finished_run_never_changes_the_result_that_counts(tmp_path):
+    out = tmp_path / "run"
+    run_train(["--output-dir", out, *sim_argv("ZeroshotCLIP")])
+    first = read_log(out)
+    counted = run_status(out).metrics["accuracy"]
+    run_train(["--output-dir", out, *sim_argv("CMM", "OPTIM.MAX_EPOCH", 1)])  # another result
+    [rerun] = [p for p in os.listdir(out) if p.startswith("log.txt-")]
+    assert float(TEST_ACCURACY.findall((out / rerun).read_text())[-1]) != counted
+    assert read_log(out) == first and run_status(out).metrics["accuracy"] == counted
+    assert (out / f"config{rerun[len('log.txt'):]}.yaml").is_file()  # its config follows its log
+
+
+def test_log_txt_is_line_buffered(tmp_path):
+    code = textwrap.dedent(f"""
+        import importlib.util, os, signal
+        spec = importlib.util.spec_from_file_location("logger", {str(ROOT / "trainers/logger.py")!r})
+        logger = importlib.util.module_from_spec(spec)  # the module alone: no torch to import
+        spec.loader.exec_module(logger)
+        with logger.log_to({str(tmp_path)!r}, echo=False):
+            print("a line printed just before the kill")
+            os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert read_log(tmp_path) == "a line printed just before the kill\n"
+
+
+def test_unknown_trainer_stops_with_one_line_before_any_output(tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "train.py", "--root", "", "--trainer", "CMMM", "--dataset-config-file",
+                           "configs/datasets/simulated.yaml", "--output-dir", str(out)],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 1 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: unknown trainer 'CMMM'. Did you mean CMM? Registered: CLIPAdapter, CMM,")
+    assert not out.exists()
+
+
+def test_unknown_dataset_stops_before_any_output(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(KeyError) as error:
+        run_train(["--output-dir", out, *sim_argv("CMM", "DATASET.NAME", "Simulatd")])
+    [line] = error.value.args[0].splitlines()
+    assert line.startswith("unknown dataset 'Simulatd'. Did you mean Simulated") and "Registered: Caltech101" in line
+    assert not out.exists()
