@@ -1,5 +1,5 @@
 """ImageNet-A, test only: 200 of the ImageNet classes, labelled 0..199 in sorted wnid order
-(map ImageNet's 1000 labels by class name to evaluate a per-class model here)."""
+(an ImageNet model's per-class rows are selected by wnid: ``class_ids``)."""
 from .imagenet import ImageNet200
 from .registry import DATASET_REGISTRY
 

@@ -1,5 +1,5 @@
 """ImageNet-R, test only: renditions of 200 ImageNet classes, labelled 0..199 in sorted wnid
-order (map ImageNet's 1000 labels by class name to evaluate a per-class model here)."""
+order (an ImageNet model's per-class rows are selected by wnid: ``class_ids``)."""
 from .imagenet import ImageNet200
 from .registry import DATASET_REGISTRY
 

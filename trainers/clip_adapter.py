@@ -70,5 +70,5 @@ class CLIPAdapter(FeatureTrainer):
         return adapter_logits(self.adapter, features, self.prototypes, self.cfg.TRAINER.CLIPADAPTER.RATIO,
                               self.logit_scale)
 
-    def remap_classes(self, name, state_dict, trained_classnames):
+    def remap_classes(self, name, state_dict, trained_classes):
         return state_dict  # class-agnostic: the prototypes are rebuilt for the evaluation classes

@@ -157,11 +157,11 @@ class CoOp(FeatureTrainer):
         self.scaler.update()
 
     # --- checkpoints for other class lists --------------------------------------------------
-    def remap_classes(self, name, state_dict, trained_classnames):
+    def remap_classes(self, name, state_dict, trained_classes):
         """Class-specific contexts: the evaluation classes' rows; a shared context fits any classes."""
         ctx = state_dict["ctx"]
         if ctx.dim() == 3:
-            ctx = ctx[self.eval_class_index(trained_classnames)]
+            ctx = ctx[self.eval_class_index(trained_classes)]
         return {**state_dict, "ctx": ctx}
 
     def load_state(self, name, model, state_dict):

@@ -13,6 +13,7 @@ class ZeroshotCLIP(FeatureTrainer):
     """logits = logit_scale * norm(image) @ norm(mean over templates of norm(text)).T"""
 
     trains = False
+    fits_on_train = False  # reads no training data: runs on test-only sets (ImageNet-V2/Sketch/A/R) too
     supports_retrieval = True  # on a paired dataset: zero-shot CLIP retrieval
     default_templates = "custom"
 
