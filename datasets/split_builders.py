@@ -9,12 +9,34 @@ import random
 
 from .datum import Datum
 
+# What a class folder may hold as an image (compared lower-case). Anything else there (a
+# notes.txt, a Thumbs.db, a README) is skipped with a message instead of becoming a sample.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
 
 def listdir_nohidden(path, sort=False):
     """Dassl's ``listdir_nohidden``: entries not starting with '.', in os.listdir order
     unless ``sort`` (CoOp relies on that order when it shuffles)."""
     items = [name for name in os.listdir(path) if not name.startswith(".")]
     return sorted(items) if sort else items
+
+
+def is_image_name(name):
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def list_images(folder, sort=False):
+    """The image files of ``folder`` (``listdir_nohidden`` order, so CoOp's shuffles see the
+    same list when the folder holds images only); other entries are skipped and named once.
+    Every dataset that lists a class folder goes through here."""
+    names = listdir_nohidden(folder, sort=sort)
+    images = [name for name in names if is_image_name(name)]
+    skipped = [name for name in names if not is_image_name(name)]
+    if skipped:
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        print(f"Skipping {len(skipped)} non-image entr{'y' if len(skipped) == 1 else 'ies'} in {folder} "
+              f"(not {'/'.join(IMAGE_EXTENSIONS)}): {', '.join(skipped[:5])}{more}")
+    return images
 
 
 def read_and_split_data(image_dir, p_trn=0.5, p_val=0.2, ignored=(), new_cnames=None):
@@ -24,7 +46,7 @@ def read_and_split_data(image_dir, p_trn=0.5, p_val=0.2, ignored=(), new_cnames=
     groups = []
     for label, category in enumerate(categories):
         category_dir = os.path.join(image_dir, category)
-        images = [os.path.join(category_dir, name) for name in listdir_nohidden(category_dir)]
+        images = [os.path.join(category_dir, name) for name in list_images(category_dir)]
         groups.append((label, (new_cnames or {}).get(category, category), images, category_dir))
     return split_per_class(groups, p_trn, p_val)
 

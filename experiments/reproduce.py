@@ -6,7 +6,8 @@
    missing all at once, before any work;
 2. extract the frozen features of every unfinished run once (``--extract-procs N``: sharded with
    torchrun);
-3. run everything: finished runs are skipped, a folder left half-written is redone from scratch;
+3. run everything: finished runs are skipped (``reports.runs.run_status``: log.txt has the test
+   result), a folder left half-written is redone from scratch;
 4. write ``<output>/report/``: the results table (md, csv, tex), the curves (png, pdf) and
    ``provenance.json`` (git commit, packages, config hashes, device, timings).
 Names are files in ``configs/experiments/``; ``--dry-run`` prints the runs and the extraction.
@@ -107,13 +108,16 @@ def execute(stages, root, args, submitit_folder):
 
 
 def write_report(output, report_dir):
-    """The results table in three formats and the curves, from the same reader as results.py."""
+    """The results table in three formats and the curves, from the same reader as results.py. The
+    files hold the tables and their notes only: the plot messages go to the console, and the CSV
+    run's notes (printed to stderr, the same as results.md's) are dropped."""
     from scripts import results
 
     os.makedirs(report_dir, exist_ok=True)
     for fmt, ext in (("github", "md"), ("csv", "csv"), ("latex", "tex")):
         text = io.StringIO()
-        with contextlib.redirect_stdout(text):
+        quiet = contextlib.redirect_stderr(io.StringIO()) if fmt == "csv" else contextlib.nullcontext()
+        with contextlib.redirect_stdout(text), quiet:
             results.main([output, "--format", fmt] + (["--plot", os.path.join(report_dir, "curves")]
                                                       if fmt == "github" else []))
         with open(os.path.join(report_dir, f"results.{ext}"), "w") as f:
@@ -144,9 +148,9 @@ def main(argv=None):
 
     submitit_folder = os.path.join(experiment.output, "submitit")
     start = time.time()
-    from scripts.runner import is_finished
+    from reports.runs import run_status
 
-    unfinished = [r for r in experiment.runs if not is_finished(r.out, r.end_signal)]
+    unfinished = [r for r in experiment.runs if not run_status(r.out, r.end_signal).finished]
     extraction = extract(unfinished, root, args, submitit_folder) if unfinished and not args.no_extract else None
     extracted = time.time()
     results = execute(experiment.stages(), root, args, submitit_folder)

@@ -1,5 +1,11 @@
 """Published numbers (configs/published.yaml) as flat rows, checked when read, and the look-up
-that puts a published value beside one of our results."""
+that puts a published value beside one of our results.
+
+Every entry names the ``protocol`` its original chose hyper-parameters (and epochs) under, with
+the names our runs record in provenance.json: ``strict`` (on the few-shot val split, or nothing
+chosen on data), ``full_val`` (on the dataset's full val split, Tip-Adapter's code), ``lpclip``
+(CoOp's linear-probe script), or ``unknown`` (the original does not say): a table prints a
+delta only where our run's protocol equals it, never against ``unknown``."""
 import math
 import os
 from dataclasses import dataclass
@@ -12,8 +18,10 @@ DATASETS_DIR = os.path.join(REPO, "configs", "datasets")
 AVERAGE = "average"  # the dataset name of a published 11-dataset mean
 CLAIMED = "claimed, not tabulated"
 BACKBONES = {"rn50": "RN50", "rn101": "RN101", "vit_b32": "ViT-B/32", "vit_b16": "ViT-B/16"}  # cfg prefix -> name
-VALUE_FIELDS = {"method", "backbone", "label", "source", "metric", "shots", "values", "average"}
-CLAIM_FIELDS = {"method", "status", "claim", "arxiv", "source"}
+VALUE_FIELDS = {"method", "backbone", "label", "source", "protocol", "metric", "shots", "values", "average"}
+CLAIM_FIELDS = {"method", "status", "claim", "arxiv", "source", "protocol"}
+UNKNOWN_PROTOCOL = "unknown"
+PROTOCOLS = ("strict", "full_val", "lpclip", UNKNOWN_PROTOCOL)  # trainers.run_provenance.PROTOCOLS + unknown
 
 
 class PublishedFileError(ValueError):
@@ -30,6 +38,7 @@ class PublishedValue:
     source: str
     label: str
     metric: str = "accuracy"
+    protocol: str = UNKNOWN_PROTOCOL  # how the original chose its hyper-parameters (PROTOCOLS)
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,7 @@ class Claim:
     arxiv: str
     source: str
     status: str = CLAIMED
+    protocol: str = UNKNOWN_PROTOCOL
 
 
 @dataclass(frozen=True)
@@ -98,13 +108,15 @@ def _check_fields(entry, name, allowed, required):
     missing = [k for k in required if not isinstance(entry.get(k), str) or not entry[k].strip()]
     if missing:
         raise PublishedFileError(f"{name}: missing or empty {', '.join(missing)} (text expected)")
+    if entry["protocol"] not in PROTOCOLS:
+        raise PublishedFileError(f"{name}: protocol {entry['protocol']!r} is not one of {', '.join(PROTOCOLS)}")
 
 
 def _claim(entry, name):
-    _check_fields(entry, name, CLAIM_FIELDS, ("method", "status", "claim", "arxiv", "source"))
+    _check_fields(entry, name, CLAIM_FIELDS, ("method", "status", "claim", "arxiv", "source", "protocol"))
     if entry["status"] != CLAIMED:
         raise PublishedFileError(f"{name}: status must be {CLAIMED!r}, got {entry['status']!r}")
-    return Claim(entry["method"], entry["claim"].strip(), entry["arxiv"], entry["source"])
+    return Claim(entry["method"], entry["claim"].strip(), entry["arxiv"], entry["source"], protocol=entry["protocol"])
 
 
 def _number(value, name, what):
@@ -126,7 +138,7 @@ def _per_shot(value, shots, name, what):
 
 
 def _values(entry, name, datasets):
-    _check_fields(entry, name, VALUE_FIELDS, ("method", "backbone", "label", "source"))
+    _check_fields(entry, name, VALUE_FIELDS, ("method", "backbone", "label", "source", "protocol"))
     shots = entry.get("shots")
     if shots is not None and (not isinstance(shots, list) or not shots or len(set(shots)) != len(shots)
                               or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in shots)):
@@ -148,5 +160,6 @@ def _values(entry, name, datasets):
     if "average" in entry:
         per_dataset = {**per_dataset, AVERAGE: entry["average"]}
     common = (entry["method"], entry["backbone"])
-    return [PublishedValue(*common, dataset, k, v, entry["source"], entry["label"], entry.get("metric", "accuracy"))
+    return [PublishedValue(*common, dataset, k, v, entry["source"], entry["label"], entry.get("metric", "accuracy"),
+                           entry["protocol"])
             for dataset, value in per_dataset.items() for k, v in _per_shot(value, shots, name, f"{dataset!r}")]

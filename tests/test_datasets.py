@@ -11,6 +11,7 @@ import pytest
 from coop_layouts import CALTECH_CLASSES, FLOWER_LABELS, IMAGENET_CLASSES, LAYOUTS, as_tuples, build, reference_fewshot
 from datasets.base import DatasetBase, DatasetLayoutError
 from datasets.registry import DATASET_REGISTRY
+from datasets.split_io import file_sha256
 from trainers.config import get_cfg_default
 
 FOLDER_STYLE = {"split": (18, 6, 6), "raw": (15, 6, 9)}  # 3 classes x 10: written split / CoOp's 50/20/30
@@ -83,7 +84,10 @@ def test_reads_coop_layout(tmp_path, name, mode):
 def test_built_split_file_is_saved_and_read_back(tmp_path, name):
     write(name, tmp_path, "raw")
     built = build(tmp_path, name, seed=1)
-    split_path = os.path.join(built.dataset_dir, built.split_file)
+    split_path = built.rebuilt_split_path
+    assert os.path.basename(split_path) == built.split_file.replace("split_zhou_", "split_rebuilt_")
+    assert not os.path.exists(built.split_path)  # never under the published name
+    assert built.split_provenance["origin"] == "rebuilt"
     with open(split_path) as f:
         saved = json.load(f)
     assert [len(saved[k]) for k in ("train", "val", "test")] == list(EXPECTED[name][1]["raw"])
@@ -275,3 +279,51 @@ def test_malformed_annotation_line(tmp_path):
     with pytest.raises(ValueError, match="line 31") as e:
         build(tmp_path, "OxfordPets")
     assert path in str(e.value)
+
+
+def test_rebuilt_split_is_logged_and_recorded_and_the_published_file_wins(tmp_path, capsys):
+    write("DescribableTextures", tmp_path, "raw")
+    rebuilt = build(tmp_path, "DescribableTextures")
+    published_path = os.path.join(tmp_path, "dtd", "split_zhou_DescribableTextures.json")
+    rebuilt_path = os.path.join(tmp_path, "dtd", "split_rebuilt_DescribableTextures.json")
+    out = capsys.readouterr().out
+    assert f"Published split file {published_path} not found" in out and f"saving it as {rebuilt_path}" in out
+    assert rebuilt.split_provenance == {"origin": "rebuilt", "file": "split_rebuilt_DescribableTextures.json",
+                                        "sha256": file_sha256(rebuilt_path), "hashed": "file"}
+    again = build(tmp_path, "DescribableTextures")  # read back: still recorded as rebuilt, and said so
+    assert again.split_provenance == rebuilt.split_provenance
+    assert f"using the rebuilt split {rebuilt_path}" in capsys.readouterr().out
+    write("DescribableTextures", tmp_path, "split")  # the published file arrives: it wins
+    published = build(tmp_path, "DescribableTextures")
+    assert published.split_provenance == {"origin": "published", "file": "split_zhou_DescribableTextures.json",
+                                          "sha256": file_sha256(published_path), "hashed": "file"}
+    assert [len(s) for s in (published.train_x, published.val, published.test)] == list(FOLDER_STYLE["split"])
+
+
+def test_folder_datasets_record_a_digest_of_their_lists(tmp_path):
+    """FGVCAircraft's official lists and ImageNet's folders are published splits without a split file."""
+    for name in ("FGVCAircraft", "ImageNet"):
+        write(name, tmp_path, "official")
+        record = build(tmp_path, name).split_provenance
+        assert (record["origin"], record["file"], record["hashed"]) == ("published", None, "records")
+        assert record["sha256"] == build(tmp_path, name, seed=2).split_provenance["sha256"]  # not the few-shot draw
+
+
+@pytest.mark.parametrize("name", ["DescribableTextures", "Caltech101"])
+def test_a_non_image_file_in_a_class_folder_is_not_listed(tmp_path, capsys, name):
+    write(name, tmp_path / "clean", "raw")
+    expected = build(tmp_path / "clean", name)
+    write(name, tmp_path / "noted", "raw")
+    class_dir = os.path.join(dataset_dir(tmp_path / "noted", name), DATASET_REGISTRY.get(name).image_folder)
+    notes = os.path.join(class_dir, os.path.basename(os.path.dirname(expected.train_x[0].impath)), "notes.txt")
+    with open(notes, "w") as f:
+        f.write("not an image")
+    ds = build(tmp_path / "noted", name)
+    assert "Skipping 1 non-image entry" in capsys.readouterr().out
+    with open(ds.split_source) as f:
+        assert "notes.txt" not in f.read()
+    for got, want in ((ds.train_x, expected.train_x), (ds.val, expected.val), (ds.test, expected.test)):
+        assert [os.path.relpath(i.impath, ds.image_dir) for i in got] == \
+               [os.path.relpath(i.impath, expected.image_dir) for i in want]  # CoOp's draw, unchanged
+    os.remove(notes)  # the saved split stays valid once the file is gone
+    assert as_tuples(build(tmp_path / "noted", name).test) == as_tuples(ds.test)

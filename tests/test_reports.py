@@ -2,6 +2,7 @@
 equal an independent computation and CoOp's parse_test_res.py, and the published file is sound."""
 import csv
 import io
+import json
 import os
 import re
 import subprocess
@@ -14,9 +15,9 @@ import pytest
 
 from conftest import RESULT_BLOCK
 from reports.plots import AVERAGE_PANEL, draw, plot_series
-from reports.published import PublishedFileError, backbone_of_cfg, load_published
+from reports.published import PUBLISHED_FILE, PublishedFileError, backbone_of_cfg, load_published
 from reports.runs import END_SIGNAL, TEST_LOG_SIGNAL, end_signal_of, problems, scan, usable
-from reports.tables import FEWSHOT_DATASETS, build_tables, csv_text, format_table, records, wide_table
+from reports.tables import FEWSHOT_DATASETS, build_tables, csv_text, format_table, latex_escape, records, wide_table
 from scripts import results
 
 ARGS = "***************\n** Arguments **\n***************\n"
@@ -61,6 +62,13 @@ def write(root, rel, text):
     path.write_text(text)
 
 
+def write_provenance(root, rel, origin="published", protocol="strict", split_file="split_zhou_X.json"):
+    """The parts of a run's provenance.json that the tables read."""
+    record = {"format": 1, "split": {"origin": origin, "file": split_file, "sha256": "0" * 64, "hashed": "file"},
+              "selection": {"protocol": protocol, "selected": {}}}
+    (Path(root) / rel / "provenance.json").write_text(json.dumps(record))
+
+
 @pytest.fixture
 def tree(tmp_path):
     """Classification (dtd, eurosat), shift (imagenetv2, eval-only) and retrieval runs, with a failed
@@ -70,6 +78,7 @@ def tree(tmp_path):
 
     def run(rel, seed, value, text):
         write(root, f"{rel}/seed{seed}", text)
+        write_provenance(root, f"{rel}/seed{seed}")
         written[rel][seed] = value
 
     for dataset in ("dtd", "eurosat"):
@@ -79,6 +88,7 @@ def tree(tmp_path):
                 run(f"{dataset}/CoOp/rn50_ep50_{shots}shots", seed, acc, training_log(acc))
     del written["eurosat/CoOp/rn50_ep50_16shots"][2]  # the missing seed
     (root / "eurosat/CoOp/rn50_ep50_16shots/seed2/log.txt").unlink()
+    (root / "eurosat/CoOp/rn50_ep50_16shots/seed2/provenance.json").unlink()
     (root / "eurosat/CoOp/rn50_ep50_16shots/seed2").rmdir()
     del written["dtd/CoOp/rn50_ep50_1shots"][3]  # a failed seed: its log has no result
     write(root, "dtd/CoOp/rn50_ep50_1shots/seed3", "Setting fixed seed: 3\nRuntimeError: CUDA out of memory\n")
@@ -225,18 +235,22 @@ def test_published_averages_equal_the_mean_of_their_datasets():
 
 
 @pytest.mark.parametrize("entry, message", [
-    ("  - {method: CoOp, backbone: RN50, label: CoOp, shots: [1, 2], values: {dtd: [1.0, 2.0]}}",
+    ("  - {method: CoOp, backbone: RN50, label: CoOp, protocol: strict, shots: [1, 2], values: {dtd: [1.0, 2.0]}}",
      "missing or empty source"),
-    ("  - {method: CoOp, backbone: RN50, label: CoOp, source: x.log, shots: [1, 2], values: {dtd: [1.0]}}",
-     "'dtd' needs 2 value(s)"),
-    ("  - {method: CoOp, backbone: RN50, label: CoOp, source: x.log, values: {dtd: 1.0}, shot: [1]}",
+    ("  - {method: CoOp, backbone: RN50, label: CoOp, protocol: strict, source: x.log, shots: [1, 2], "
+     "values: {dtd: [1.0]}}", "'dtd' needs 2 value(s)"),
+    ("  - {method: CoOp, backbone: RN50, label: CoOp, protocol: strict, source: x.log, values: {dtd: 1.0}, shot: [1]}",
      "unknown field(s) shot"),
-    ("  - {method: CoOp, backbone: RN50, label: CoOp, source: x.log, values: {dtdd: 1.0}}",
+    ("  - {method: CoOp, backbone: RN50, label: CoOp, protocol: strict, source: x.log, values: {dtdd: 1.0}}",
      "unknown dataset(s) dtdd"),
+    ("  - {method: CoOp, backbone: RN50, label: CoOp, source: x.log, values: {dtd: 1.0}}",
+     "missing or empty protocol"),
+    ("  - {method: CoOp, backbone: RN50, label: CoOp, protocol: test_set, source: x.log, values: {dtd: 1.0}}",
+     "protocol 'test_set' is not one of strict, full_val, lpclip, unknown"),
 ])
 def test_a_malformed_entry_is_an_error_naming_it(tmp_path, entry, message):
     path = tmp_path / "published.yaml"
-    path.write_text("entries:\n  - {method: ZeroshotCLIP, backbone: RN50, label: ZS, source: a.log, "
+    path.write_text("entries:\n  - {method: ZeroshotCLIP, backbone: RN50, label: ZS, source: a.log, protocol: strict, "
                     f"values: {{dtd: 42.0}}}}\n{entry}\n")
     with pytest.raises(PublishedFileError) as error:
         load_published(path)
@@ -278,8 +292,8 @@ def test_csv_and_latex_formats(tree, capsys):
     results.main([str(root), "--format", "csv"])
     captured = capsys.readouterr()
     parsed = list(csv.DictReader(io.StringIO(captured.out)))
-    assert list(parsed[0]) == ["metric", "dataset", "trainer", "cfg", "shots", "mean", "std", "seeds", "published",
-                               "delta", "published_as"]
+    assert list(parsed[0]) == ["metric", "dataset", "trainer", "cfg", "shots", "mean", "std", "seeds", "provenance",
+                               "published", "delta", "published_as", "caveats"]
     table = tables_of([root], load_published())["accuracy"]
     dtd16 = next(r for r in parsed if (r["dataset"], r["shots"]) == ("dtd", "16"))
     row = row_of(table, "dtd", "CoOp", 16)
@@ -368,5 +382,113 @@ def test_plots_are_written_as_png_and_pdf(tree, tmp_path, capsys):
         for ext in ("png", "pdf"):
             path = Path(f"{dest}_{metric}.{ext}")
             assert path.is_file() and path.stat().st_size > 1000
-    assert f"{dest}_accuracy.png" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert f"{dest}_accuracy.png" in captured.err and "wrote" not in captured.out  # a console message, not the table
     assert all(os.path.getsize(p) > 0 for p in draw(plot_series(tables_of([root])["mAP"]), "mAP", tmp_path / "one"))
+
+
+def tip_adapter_cell(root, protocols):
+    """TipAdapter RN50 16-shot DTD runs, one seed per protocol recorded (published split)."""
+    for seed, protocol in enumerate(protocols, 1):
+        rel = f"dtd/TipAdapter/rn50_16shots/seed{seed}"
+        write(root, rel, training_log(60.0 + seed))
+        write_provenance(root, rel, protocol=protocol)
+
+
+def test_a_protocol_other_than_the_published_rows_gets_no_delta_and_the_reason(tmp_path, capsys):
+    tip_adapter_cell(tmp_path / "strict", ["strict", "strict"])
+    [row] = tables_of([tmp_path / "strict"], load_published())["accuracy"].rows
+    assert row.published.value == 60.93 and row.published.protocol == "full_val"  # Tip-Adapter chose on full val
+    assert row.delta is None and row.mark == "†"
+    results.main([str(tmp_path / "strict")])
+    out = capsys.readouterr().out
+    assert "| 61.50 ± 0.50 (2)† |" in out
+    assert ("Cells without a delta against their published row:\n"
+            "  dtd TipAdapter rn50 16-shot: protocol strict, the published row's is full_val") in out
+    tip_adapter_cell(tmp_path / "full", ["full_val", "full_val"])  # the original's protocol: compared
+    [row] = tables_of([tmp_path / "full"], load_published())["accuracy"].rows
+    assert row.caveats == () and row.mark == "" and row.delta == pytest.approx(61.5 - 60.93)
+    [row] = [r for t in build_tables(usable(scan([tmp_path / "strict"])), load_published(), compare_anyway=True)
+             for r in t.rows]
+    assert row.compared_anyway and row.delta == pytest.approx(61.5 - 60.93) and row.mark == "†"
+
+
+def test_seeds_with_different_protocols_make_a_marked_cell(tmp_path):
+    tip_adapter_cell(tmp_path, ["full_val", "strict"])
+    [row] = tables_of([tmp_path], load_published())["accuracy"].rows
+    assert row.mark == "†" and row.delta is None
+    assert [why for _, why in row.caveats] == ["seeds used different selection protocols (full_val, strict)"]
+
+
+def test_a_published_row_of_unknown_protocol_is_never_compared(tmp_path):
+    write(tmp_path, "dtd/CLIPAdapter/rn50_16shots/seed1", training_log(60.0))
+    write_provenance(tmp_path, "dtd/CLIPAdapter/rn50_16shots/seed1")
+    [row] = tables_of([tmp_path], load_published())["accuracy"].rows
+    assert row.published.protocol == "unknown" and row.delta is None and row.mark == ""
+    assert "does not say on which split" in row.caveats[0][1]
+
+
+def test_every_published_entry_names_a_valid_protocol():
+    from reports.published import PROTOCOLS
+    from trainers.run_provenance import PROTOCOLS as RUN_PROTOCOLS
+
+    assert PROTOCOLS == (*RUN_PROTOCOLS, "unknown")
+    import yaml
+
+    entries = yaml.safe_load(Path(PUBLISHED_FILE).read_text())["entries"]
+    assert all(entry.get("protocol") in PROTOCOLS for entry in entries)
+    published = load_published()
+    protocol = {(v.method, v.label): v.protocol for v in published.values}
+    assert protocol["TipAdapter", "Tip-Adapter"] == protocol["TipAdapterF", "Tip-Adapter-F"] == "full_val"
+    assert protocol["ZeroshotCLIP", "Zero-shot CLIP (CoOp template)"] == "strict"
+    assert protocol["CoOp", "CoOp (M=16, end, shared context)"] == "strict"
+
+
+def unescaped_specials(tex):
+    """``%``, ``_`` and ``&`` that LaTeX would read as commands (a column separator `` & `` aside)."""
+    return re.findall(r"(?<!\\)[%_]|(?<![\\ ])&", tex)
+
+
+def test_report_files_hold_the_tables_only(tree, tmp_path, capsys):
+    from experiments.reproduce import write_report
+
+    root, _ = tree
+    report = tmp_path / "report"
+    write_report(str(root), str(report))
+    captured = capsys.readouterr()
+    assert f"wrote {report}/curves_accuracy.png" in captured.err  # the console has the plot messages
+    for ext in ("md", "csv", "tex"):
+        text = (report / f"results.{ext}").read_text()
+        assert "wrote" not in text and ".png" not in text
+    assert (report / "curves_accuracy.png").is_file()
+    tex = (report / "results.tex").read_text()
+    assert tex.startswith("accuracy (\\%): mean and std over seeds")
+    assert unescaped_specials(tex) == [] and "±" not in tex and "$\\pm$" in tex
+
+
+@pytest.mark.parametrize("text, tex", [
+    ("accuracy (%)", "accuracy (\\%)"), ("oxford_pets", "oxford\\_pets"), ("A & B", "A \\& B"),
+    ("62.10 ± 0.50 (3)†", "62.10 $\\pm$ 0.50 (3)\\dag{}"), ("$#{}", "\\$\\#\\{\\}"),
+    ("a\\b ~^", "a\\textbackslash{}b \\textasciitilde{}\\textasciicircum{}"),
+])
+def test_latex_escaping(text, tex):
+    assert latex_escape(text) == tex
+
+
+def test_latex_tables_escape_every_cell(tree, capsys):
+    root, _ = tree
+    tip_adapter_cell(root, ["strict"])  # a marked cell, with a reason under the table
+    results.main([str(root), "--format", "latex", "--layout", "long"])
+    out = capsys.readouterr().out
+    assert "simulated\\_pairs" in out and "rn50\\_ep50" in out and "\\dag{} published, strict" in out
+    assert "protocol strict, the published row's is full\\_val\\par\n" in out  # each note a paragraph
+    assert unescaped_specials(out) == [] and "±" not in out and "†" not in out
+
+
+def test_a_split_of_unknown_origin_gets_no_delta(tmp_path):
+    """A plugin run records the split of Dassl's dataset, which does not say whether it was rebuilt."""
+    write(tmp_path, "dtd/CoOp/rn50_ep50_16shots/seed1", training_log(60.0))
+    write_provenance(tmp_path, "dtd/CoOp/rn50_ep50_16shots/seed1", origin="unknown", split_file=None)
+    [row] = tables_of([tmp_path], load_published())["accuracy"].rows
+    assert row.published.value == 63.70 and row.delta is None and row.mark == "†"
+    assert [why for _, why in row.caveats] == ["split unknown (not the published split)"]
