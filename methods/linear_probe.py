@@ -33,7 +33,7 @@ def check_c_grid(grid):
     return values
 
 
-def coop_c_search(score, grid=COOP_C_GRID, num_steps=8, log=print):
+def coop_c_search(score, grid=COOP_C_GRID, num_steps=8, log=print, on="the few-shot val split"):
     """CoOp's choice of C under ``score(C)`` (validation accuracy; higher is better).
 
     The grid's first best C is the peak; the search then starts from [peak / 10, peak * 10]
@@ -52,7 +52,7 @@ def coop_c_search(score, grid=COOP_C_GRID, num_steps=8, log=print):
 
     grid_scores = [scored(c) for c in grid]
     peak = grid[int(np.argmax(grid_scores))]
-    log("C grid on the few-shot val split: " + ", ".join(f"C={c:g}: {s:.2f}%" for c, s in zip(grid, grid_scores))
+    log(f"C grid on {on}: " + ", ".join(f"C={c:g}: {s:.2f}%" for c, s in zip(grid, grid_scores))
         + f" -> peak C={peak:g}")
     chosen = peak
     left, right = math.log10(peak) - 1.0, math.log10(peak) + 1.0
@@ -67,6 +67,24 @@ def coop_c_search(score, grid=COOP_C_GRID, num_steps=8, log=print):
         log(f"C search step {step + 1}/{num_steps}: C={c_left:.4g}: {acc_left:.2f}%, C={c_right:.4g}: "
             f"{acc_right:.2f}% -> C={chosen:.4g}")
     return chosen, scores[chosen]
+
+
+def lpclip_val_indices(labels, num_shots, seed):
+    """Row indices of lpclip's validation sample: for each label in sorted order,
+    ``np.random.choice(rows of that label, min(K, 4), replace=False)`` under numpy's legacy RNG
+    seeded with ``seed`` (lpclip/linear_probe.py; its table {1: 1, 2: 2, 4: 4, 8: 4, 16: 4} is
+    min(K, 4)). A class with fewer images keeps them all (lpclip would fail) and K < 1 keeps
+    every row (all-shot runs validate on the whole split). lpclip draws its own train sample from
+    the same stream first; here the train list is the benchmark's, so the stream starts fresh."""
+    labels = np.asarray(labels)
+    if num_shots < 1:
+        return np.arange(len(labels))
+    rng, n = np.random.RandomState(seed), min(num_shots, 4)
+    picked = []
+    for label in np.unique(labels):
+        rows = np.where(labels == label)[0]
+        picked.extend(rng.choice(rows, size=n, replace=False) if len(rows) >= n else rows)
+    return np.asarray(picked, dtype=np.int64)
 
 
 def linear_weights(classifier, num_classes):

@@ -108,6 +108,8 @@ def test_search_reads_val_only_and_picks_from_the_grid(tmp_path, monkeypatch):
     assert honest.hparams == blind.hparams
     assert honest.hparams["alpha"] in (0.5, 2.0) and honest.hparams["lam"] in (0.0, 5.0)
     assert "CMM search on the few-shot val split (2 alpha x 2 lam x 1 lr)" in read_log(tmp_path / "a")
+    assert honest.selection_protocol() == {"protocol": "strict", "selected": {
+        "alpha": "fewshot_val", "lambda": "fewshot_val", "lr": "fewshot_val"}}
 
 
 def test_eval_only_on_a_class_subset_matches_the_full_model(tmp_path):

@@ -1,5 +1,6 @@
-"""LinearProbe: CoOp's C search (grid + binary search) on the few-shot val split only, gains over
-zero-shot, reloading and evaluating on other classes, the scripts, and an image-dataset run."""
+"""LinearProbe: CoOp's C search (grid + binary search) on the few-shot val split (strict) or on
+lpclip's sample of the full val split (lpclip), never on test, gains over zero-shot, reloading
+and evaluating on other classes, the scripts, and an image-dataset run."""
 import math
 import os
 import shutil
@@ -11,7 +12,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from conftest import RESULT_BLOCK, ROOT, coop_parse, read_log, run_train, tiny_args
-from methods.linear_probe import coop_c_search, linear_weights
+from methods.linear_probe import coop_c_search, linear_weights, lpclip_val_indices
 from trainers.config import get_cfg_default, merge_file
 from trainers.feature_trainer import LabeledFeatures
 
@@ -76,9 +77,11 @@ def test_chosen_c_and_weights_equal_coops_search_on_the_trainers_features(tmp_pa
     assert "C grid on the few-shot val split: C=1e+06:" in log and "C search step 8/8:" in log
 
 
-def test_search_never_reads_test_features(tmp_path):
+@pytest.mark.parametrize("protocol, searched", [("strict", "val"), ("lpclip", "full_val")])
+def test_search_never_reads_test_features(tmp_path, protocol, searched):
     def fitted(out, garbage):
-        trainer = run_train(sim_args(out, "LinearProbe", SHOTS, flags=["--no-train"]))
+        trainer = run_train(sim_args(out, "LinearProbe", SHOTS, "TRAINER.LINEARPROBE.PROTOCOL", protocol,
+                                     flags=["--no-train"]))
         if garbage:
             test = trainer.split_features("test")
             trainer._split_features["test"] = LabeledFeatures(torch.randn_like(test.features) * 1e3,
@@ -91,7 +94,7 @@ def test_search_never_reads_test_features(tmp_path):
 
     clean, _ = fitted(tmp_path / "clean", garbage=False)
     dirty, asked = fitted(tmp_path / "garbage", garbage=True)
-    assert sorted(set(asked)) == ["train", "val"]
+    assert sorted(set(asked)) == sorted(["train", searched])
     assert dirty.chosen_c == clean.chosen_c
     assert torch.equal(dirty.head.weight, clean.head.weight) and torch.equal(dirty.head.bias, clean.head.bias)
 
@@ -176,10 +179,14 @@ def backbone_configs(trainer):
 
 
 def forwarded_commands(tmp_path, script_dir, trainer):
-    """What scripts/<script_dir>/{main,eval}.sh run, with ``echo`` as the Python (nothing runs)."""
+    """What scripts/<script_dir>/{main,eval}.sh run, with a Python that echoes its arguments and
+    answers "not finished" to the runners' finished-run check (nothing runs)."""
     repo = tmp_path / "repo"
     shutil.copytree(ROOT / "scripts", repo / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
-    env = dict(os.environ, DATA="/data", PYTHON="echo", SEEDS="1")
+    fake_python = tmp_path / "fake_python"
+    fake_python.write_text('#!/bin/sh\n[ "$1 $2" = "-m reports.finished" ] && exit 1\necho "$@"\n')
+    fake_python.chmod(0o755)
+    env = dict(os.environ, DATA="/data", PYTHON=str(fake_python), SEEDS="1")
     main = subprocess.run(["bash", repo / f"scripts/{script_dir}/main.sh", "oxford_pets", "rn50", "16", "KEY", "1"],
                           check=True, env=env, capture_output=True, text=True).stdout
     shift = subprocess.run(["bash", repo / f"scripts/{script_dir}/eval.sh", "rn50", "16"], check=True, env=env,
@@ -193,7 +200,57 @@ def forwarded_commands(tmp_path, script_dir, trainer):
 
 
 def test_configs_and_scripts(tmp_path):
-    for cfg in backbone_configs("LinearProbe").values():
+    for name, cfg in backbone_configs("LinearProbe").items():
         assert cfg.TRAINER.LINEARPROBE.NUM_STEP == 8 and not cfg.TRAINER.LINEARPROBE.NORMALIZE
         assert cfg.TRAINER.LINEARPROBE.C_GRID == [1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6]
+        lpclip = get_cfg_default()
+        merge_file(lpclip, ROOT / f"configs/trainers/LinearProbe/{name}_lpclip.yaml")
+        assert lpclip.TRAINER.LINEARPROBE.PROTOCOL == "lpclip" and cfg.TRAINER.LINEARPROBE.PROTOCOL == "strict"
+        lpclip.TRAINER.LINEARPROBE.PROTOCOL = "strict"
+        assert lpclip == cfg  # nothing else differs
     forwarded_commands(tmp_path, "linear_probe", "LinearProbe")
+
+
+# --- TRAINER.LINEARPROBE.PROTOCOL lpclip -------------------------------------------------------------
+def lpclip_val_draw(val_label, num_shot, seed):
+    """lpclip/linear_probe.py's validation draw as written there (global numpy RNG, its shot table),
+    from a freshly seeded stream (lpclip's train draw, which would come first, is not ours)."""
+    val_shot_list = {1: 1, 2: 2, 4: 4, 8: 4, 16: 4}
+    np.random.seed(seed)
+    val_selected_idx_list = []
+    for label in np.unique(val_label):
+        label_collection = np.where(val_label == label)[0]
+        selected_idx = np.random.choice(label_collection, size=val_shot_list[num_shot], replace=False)
+        val_selected_idx_list.extend(selected_idx)
+    return val_selected_idx_list
+
+
+@pytest.mark.parametrize("num_shots", [1, 2, 4, 8, 16])
+def test_lpclip_val_indices_follow_lpclips_draw(num_shots):
+    labels = np.random.default_rng(0).permutation(np.repeat(np.arange(5), 12))  # classes interleaved
+    for seed in (1, 2, 3):
+        assert lpclip_val_indices(labels, num_shots, seed).tolist() == lpclip_val_draw(labels, num_shots, seed)
+    assert np.array_equal(lpclip_val_indices(labels, 0, 1), np.arange(60))  # all-shot runs: the whole split
+    short = np.array([0, 0, 1, 1, 1, 1, 1])
+    assert sorted(lpclip_val_indices(short, 4, 1)[:2].tolist()) == [0, 1]  # a small class is kept whole
+
+
+def test_lpclip_chooses_c_on_lpclips_sample_of_the_full_val_split(tmp_path):
+    trainer = run_train(sim_args(tmp_path / "run", "LinearProbe", 2, "TRAINER.LINEARPROBE.PROTOCOL", "lpclip"))
+    train, full = trainer.split_features("train"), trainer.split_features("full_val")
+    assert len(full.labels) == 32 * 16 and "full_val" in trainer.feature_splits()  # prepared by extract_features.py
+    rows = lpclip_val_draw(full.labels.numpy(), 2, seed=1)
+    x_train, x_val = train.features.double().numpy(), full.features[rows].double().numpy()
+
+    def fit(c):
+        return LogisticRegression(solver="lbfgs", max_iter=1000, C=c).fit(x_train, train.labels.numpy())
+
+    expected_c = coop_search(lambda c: np.mean(fit(c).predict(x_val) == full.labels.numpy()[rows]))
+    assert trainer.chosen_c == pytest.approx(expected_c, rel=1e-9)
+    assert trainer.selection_protocol() == {"protocol": "lpclip", "selected": {"C": "lpclip_val"}}
+    assert "C grid on lpclip's sample of the full val split (seed 1)" in read_log(tmp_path / "run")
+    strict = run_train(sim_args(tmp_path / "strict", "LinearProbe", 2, flags=["--no-train"]))
+    assert strict.selection_protocol() == {"protocol": "strict", "selected": {"C": "fewshot_val"}}
+    assert "full_val" not in strict.feature_splits()
+    with pytest.raises(ValueError, match=r"TRAINER\.LINEARPROBE\.PROTOCOL"):
+        run_train(sim_args(tmp_path / "bad", "LinearProbe", 2, "TRAINER.LINEARPROBE.PROTOCOL", "full_val"))

@@ -1,5 +1,7 @@
 """TipAdapter / TipAdapterF: the published formula, a val-only search, gains over zero-shot,
-reloading and evaluating on other classes, and what Tip-Adapter-F trains."""
+reloading and evaluating on other classes, what Tip-Adapter-F trains, and the selection
+protocols (strict: the few-shot val split; full_val: the whole val split, held-out train
+images on ImageNet)."""
 import math
 
 import pytest
@@ -7,9 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from conftest import ROOT, read_log, run_train, tiny_args
-from coop_layouts import eurosat
+from coop_layouts import build, eurosat, imagenet
+import datasets.imagenet
 from methods.tip_adapter import TipAdapterHead, build_cache
+from trainers.config import get_cfg_default, merge_file
 from trainers.feature_trainer import LabeledFeatures
+from trainers.search import selection_features
 
 SHOTS = 4
 COARSE = ("TRAINER.TIPADAPTER.SEARCH_STEP", "(40, 10)")  # where the grid itself is not under test (speed)
@@ -188,3 +193,115 @@ def test_published_settings_are_applied_per_dataset_and_overridable(tmp_path, ti
     explicit = eurosat_run("explicit", "TRAINER.TIPADAPTER.EPOCHS", 3, "TRAINER.TIPADAPTER.INIT_ALPHA", 0.5,
                            "TRAINER.TIPADAPTER.SEARCH_SCALE", "(4, 2)")
     assert explicit.max_epoch == 3 and explicit.init_alpha == 0.5 and max(explicit.search_grid["alpha"]) < 2
+
+
+# --- selection protocols (TRAINER.TIPADAPTER.PROTOCOL) ----------------------------------------------
+def searched_on(out, trainer_name, protocol, noisy=(), *opts):
+    """(alpha, beta) a run chooses, and the splits it read, with the features of the ``noisy``
+    splits replaced by noise and random labels before the search."""
+    trainer = run_train(sim_args(out, trainer_name, SHOTS, "TRAINER.TIPADAPTER.PROTOCOL", protocol, "TEST.NO_TEST",
+                                 "True", *COARSE, *opts, flags=["--no-train"]))
+    generator = torch.Generator().manual_seed(0)
+    for split in noisy:
+        real = trainer.split_features(split)
+        trainer._split_features[split] = LabeledFeatures(
+            torch.randn(real.features.shape, generator=generator),
+            torch.randint(0, trainer.num_classes, real.labels.shape, generator=generator))
+    asked = []
+    split_features = trainer.split_features
+    trainer.split_features = lambda split: asked.append(split) or split_features(split)
+    trainer.train()
+    return (trainer.head.alpha.item(), trainer.head.beta.item()), set(asked)
+
+
+def test_protocol_decides_which_val_split_the_search_reads(tmp_path):
+    """strict reads the few-shot val split only, full_val the whole val split only: noise in
+    the splits a protocol does not read leaves its choice unchanged, noise in the one it reads
+    changes it; test is never read."""
+    strict, strict_asked = searched_on(tmp_path / "s", "TipAdapter", "strict")
+    full, full_asked = searched_on(tmp_path / "f", "TipAdapter", "full_val")
+    assert "val" in strict_asked and not {"full_val", "test"} & strict_asked
+    assert "full_val" in full_asked and not {"val", "test"} & full_asked
+    assert searched_on(tmp_path / "s_noisy", "TipAdapter", "strict", ("full_val", "test"))[0] == strict
+    assert searched_on(tmp_path / "f_noisy", "TipAdapter", "full_val", ("val", "test"))[0] == full
+    assert searched_on(tmp_path / "f_noisy_full", "TipAdapter", "full_val", ("full_val",))[0] != full
+    # Tip-Adapter-F: the same search after fine-tuning (its last epoch: nothing else is chosen)
+    _, asked = searched_on(tmp_path / "tipf", "TipAdapterF", "full_val", (), "TRAINER.TIPADAPTER.EPOCHS", 1)
+    assert "full_val" in asked and not {"val", "test"} & asked
+
+
+def test_full_val_is_the_whole_val_split_and_is_extracted_and_recorded(tmp_path):
+    strict = run_train(sim_args(tmp_path / "s", "TipAdapterF", SHOTS, *COARSE, flags=["--no-train"]))
+    full = run_train(sim_args(tmp_path / "f", "TipAdapterF", SHOTS, "TRAINER.TIPADAPTER.PROTOCOL", "full_val",
+                              "TEST.FINAL_MODEL", "best_val", *COARSE, flags=["--no-train"]))
+    world_val = full.dataset.world.items("val")  # the simulated world's val split, before few-shot sampling
+    assert [item.impath for item in full.dataset.full_val] == [item.impath for item in world_val]
+    assert len(full.dataset.full_val) == 32 * 16 and len(full.dataset.val) == 32 * min(SHOTS, 4)
+    # extract_features.py prepares what feature_splits names: full_val only when the protocol reads it
+    full.prepare_features()
+    strict.prepare_features()
+    assert "full_val" in full._split_features and "full_val" not in strict._split_features
+    assert strict.selection_protocol() == {"protocol": "strict",
+                                           "selected": {"alpha": "fewshot_val", "beta": "fewshot_val"}}
+    # the epoch of a best_val run is chosen on the few-shot val split under either protocol
+    assert full.selection_protocol() == {"protocol": "full_val", "selected": {
+        "alpha": "full_val", "beta": "full_val", "epoch": "fewshot_val"}}
+    fixed = run_train(sim_args(tmp_path / "n", "TipAdapter", SHOTS, "TRAINER.TIPADAPTER.SEARCH", "False",
+                               "TRAINER.TIPADAPTER.PROTOCOL", "full_val", flags=["--no-train"]))
+    assert fixed.selection_protocol() == {"protocol": "full_val", "selected": {}}
+    with pytest.raises(ValueError, match="TRAINER.TIPADAPTER.PROTOCOL"):
+        run_train(sim_args(tmp_path / "bad", "TipAdapter", SHOTS, "TRAINER.TIPADAPTER.PROTOCOL", "test"))
+
+
+def test_protocol_configs():
+    for trainer in ("TipAdapter", "TipAdapterF"):
+        for backbone in ("rn50", "rn101", "vit_b32", "vit_b16"):
+            plain, protocol = get_cfg_default(), get_cfg_default()
+            merge_file(plain, ROOT / f"configs/trainers/{trainer}/{backbone}.yaml")
+            merge_file(protocol, ROOT / f"configs/trainers/{trainer}/{backbone}_full_val.yaml")
+            assert protocol.TRAINER.TIPADAPTER.PROTOCOL == "full_val" and plain.TRAINER.TIPADAPTER.PROTOCOL == "strict"
+            protocol.TRAINER.TIPADAPTER.PROTOCOL = "strict"
+            assert protocol == plain  # nothing else differs
+
+
+@pytest.mark.parametrize("trainer_name, key, protocol", [("TipAdapter", "TIPADAPTER", "full_val"),
+                                                         ("LinearProbe", "LINEARPROBE", "lpclip")])
+def test_imagenet_full_val_is_held_out_train_images_and_test_is_never_searched(tmp_path, tiny_clip, monkeypatch,
+                                                                              trainer_name, key, protocol):
+    """ImageNet: the originals searched on test; full_val is FULL_VAL_PER_CLASS training images per
+    class (fixed whatever the seed; 6 here instead of 50, for speed), the run's few-shot images
+    are left out of the search, and noise in the test features changes no choice."""
+    monkeypatch.setattr(datasets.imagenet, "FULL_VAL_PER_CLASS", 6)
+    imagenet(tmp_path / "data", train_per_class=8)
+    lists = [build(tmp_path / "data", "ImageNet", num_shots=2, seed=seed) for seed in (1, 2)]
+    held_out = [item.impath for item in lists[0].full_val]
+    assert held_out == [item.impath for item in lists[1].full_val]  # one list (one cache entry) for every seed
+    assert len(held_out) == 3 * 6 and all("/images/train/" in path for path in held_out)
+    assert not {item.impath for item in lists[0].test} & set(held_out)
+
+    def run(out, noisy_test):
+        argv = tiny_args(tiny_clip, tmp_path / "data", tmp_path / out, "DATASET.NUM_SHOTS", 2,
+                         f"TRAINER.{key}.PROTOCOL", protocol, "TEST.NO_TEST", "True",
+                         *(COARSE if key == "TIPADAPTER" else ()), flags=["--no-train"], trainer=trainer_name)
+        argv[argv.index("--dataset-config-file") + 1] = str(ROOT / "configs/datasets/imagenet.yaml")
+        trainer = run_train(argv)
+        if noisy_test:
+            test = trainer.split_features("test")
+            trainer._split_features["test"] = LabeledFeatures(torch.randn_like(test.features) * 1e3, test.labels)
+        asked = []
+        split_features = trainer.split_features
+        trainer.split_features = lambda split: asked.append(split) or split_features(split)
+        trainer.train()
+        return trainer, asked
+
+    clean, asked = run("clean", noisy_test=False)
+    noisy, _ = run("noisy", noisy_test=True)
+    assert "test" not in asked and "full_val" in asked and "val" not in asked
+    for name, value in clean.head.state_dict().items():  # alpha / beta and the cache, or C's fitted weights
+        assert torch.equal(noisy.head.state_dict()[name], value), name
+    searched = selection_features(clean, "full_val")
+    few_shot = {item.impath for item in clean.dataset.train_x}
+    kept = [item for item in clean.dataset.full_val if item.impath not in few_shot]
+    assert few_shot & set(held_out)  # there was something to drop
+    assert torch.equal(searched.labels, torch.tensor([item.label for item in kept]))
+    assert len(searched.labels) == len(held_out) - len(few_shot & set(held_out))

@@ -1,12 +1,25 @@
 """LinearProbe: CoOp's linear-probe CLIP (lpclip/) as a training-free trainer.
 
-fit() fits logistic regression on the few-shot train features, choosing C on the few-shot val
-split by CoOp's grid + binary search (CoOp's script also evaluates test at every search step;
-test is never read here). The fitted weights live in a registered module, so the run is
-checkpointed and ``--eval-only --model-dir`` reloads it, on a subset of classes too.
+fit() fits logistic regression on the few-shot train features, choosing C by CoOp's grid +
+binary search (CoOp's script also evaluates test at every search step; test is never read
+here) on the split TRAINER.LINEARPROBE.PROTOCOL names:
+- ``strict`` (default): the few-shot val split (Dassl's draw of min(K, 4) per class), like every
+  other choice in this project.
+- ``lpclip``: the validation sample CoOp's lpclip/linear_probe.py draws: min(K, 4) images per
+  class from the dataset's whole val split (lpclip's features of ``dataset.val`` with no
+  few-shot sampling), by numpy's legacy RNG seeded with the run's seed, classes in sorted label
+  order (``methods.linear_probe.lpclip_val_indices``). lpclip also draws its train sample from
+  that stream first; here the train list stays the benchmark's (every method fits the same
+  images), so the val sample follows lpclip's rule but is not the one lpclip draws for that seed.
+  On ImageNet, lpclip's val is CoOp's, i.e. the test set: never offered; the sample is drawn
+  from the held-out training images of ``datasets/imagenet.py`` (its ``full_val``) instead.
+Both use lpclip's search schedule (TRAINER.LINEARPROBE.C_GRID, NUM_STEP 8, MAX_ITER 1000).
+The fitted weights live in a registered module, so the run is checkpointed and ``--eval-only
+--model-dir`` reloads it, on a subset of classes too.
 """
 import warnings
 
+import torch
 from sklearn.exceptions import ConvergenceWarning
 from yacs.config import CfgNode as CN
 
@@ -18,10 +31,15 @@ from methods.linear_probe import (
     coop_c_search,
     fit_logistic_regression,
     linear_weights,
+    lpclip_val_indices,
 )
 
-from .feature_trainer import FeatureTrainer
+from .feature_trainer import FeatureTrainer, LabeledFeatures
 from .registry import TRAINER_REGISTRY
+from .search import SPLIT_NAMES, selection_features
+
+# TRAINER.LINEARPROBE.PROTOCOL -> (the split C is chosen on, its name in selection_protocol())
+PROTOCOLS = {"strict": ("val", SPLIT_NAMES["val"]), "lpclip": ("full_val", "lpclip_val")}
 
 
 @TRAINER_REGISTRY.register()
@@ -39,12 +57,19 @@ class LinearProbe(FeatureTrainer):
         cfg.TRAINER.LINEARPROBE.MAX_ITER = 1000  # lbfgs iterations per fit (CoOp)
         # CoOp fits the raw image-encoder output (lpclip/feat_extractor.py does not normalise it).
         cfg.TRAINER.LINEARPROBE.NORMALIZE = False
+        # strict: choose C on the few-shot val split; lpclip: on lpclip's min(K, 4) sample of the full val split
+        cfg.TRAINER.LINEARPROBE.PROTOCOL = "strict"
 
     def build_model(self):
         node = self.cfg.TRAINER.LINEARPROBE
         if node.NUM_STEP < 0 or node.MAX_ITER < 1:
             raise ValueError(f"TRAINER.LINEARPROBE.NUM_STEP must be >= 0 and MAX_ITER >= 1, "
                              f"got {node.NUM_STEP} and {node.MAX_ITER}")
+        if node.PROTOCOL not in PROTOCOLS:
+            raise ValueError(f"TRAINER.LINEARPROBE.PROTOCOL must be one of {sorted(PROTOCOLS)}, got {node.PROTOCOL!r}")
+        if node.PROTOCOL == "lpclip" and not 0 <= self.cfg.SEED < 2 ** 32:
+            raise ValueError(f"TRAINER.LINEARPROBE.PROTOCOL lpclip seeds numpy with SEED, which must be in "
+                             f"[0, 2**32), got {self.cfg.SEED}")
         try:
             self.c_grid = check_c_grid(node.C_GRID)
         except ValueError as e:
@@ -54,15 +79,31 @@ class LinearProbe(FeatureTrainer):
         self.register_model("linear_probe", self.head)
 
     def feature_splits(self):
-        """The probe is fitted on train and C chosen on val."""
-        return [*super().feature_splits(), "train", "val"]
+        """The probe is fitted on train and C chosen on the protocol's split."""
+        return [*super().feature_splits(), "train", PROTOCOLS[self.cfg.TRAINER.LINEARPROBE.PROTOCOL][0]]
+
+    def selection_protocol(self):
+        """C is the only selected value: on ``fewshot_val`` (strict) or ``lpclip_val`` (lpclip's
+        min(K, 4) sample of the full val split)."""
+        protocol = self.cfg.TRAINER.LINEARPROBE.PROTOCOL
+        return {"protocol": protocol, "selected": {"C": PROTOCOLS[protocol][1]}}
+
+    def selection_data(self):
+        """``(features, description)`` that C is chosen on, under TRAINER.LINEARPROBE.PROTOCOL."""
+        if self.cfg.TRAINER.LINEARPROBE.PROTOCOL == "strict":
+            return selection_features(self, "val"), "the few-shot val split"
+        full = selection_features(self, "full_val")
+        rows = torch.from_numpy(lpclip_val_indices(full.labels.numpy(), self.cfg.DATASET.NUM_SHOTS, self.cfg.SEED))
+        return (LabeledFeatures(full.features[rows], full.labels[rows]),
+                f"lpclip's sample of the full val split (seed {self.cfg.SEED})")
 
     def fit(self):
         node = self.cfg.TRAINER.LINEARPROBE
-        train, val = (self.split_features(split) for split in ("train", "val"))
-        x_train, y_train = self.probe_inputs(train)
+        val, on = self.selection_data()
+        x_train, y_train = self.probe_inputs(self.split_features("train"))
         x_val, y_val = self.probe_inputs(val)
-        print(f"Linear probe: {len(y_train)} train and {len(y_val)} val features of dimension {x_train.shape[1]}")
+        print(f"Linear probe: {len(y_train)} train and {len(y_val)} val features of dimension {x_train.shape[1]} "
+              f"(C chosen on {on})")
 
         fits = []
 
@@ -73,7 +114,7 @@ class LinearProbe(FeatureTrainer):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             self.chosen_c, val_acc = coop_c_search(lambda c: accuracy(fit(c), x_val, y_val),
-                                                   self.c_grid, node.NUM_STEP)
+                                                   self.c_grid, node.NUM_STEP, on=on)
             classifier = fit(self.chosen_c)
         self.report_warnings(caught, len(fits))
         print(f"Linear probe: C={self.chosen_c:.4g} (val accuracy {val_acc:.2f}%)")
@@ -95,6 +136,6 @@ class LinearProbe(FeatureTrainer):
     def model_inference(self, features):
         return self.head(features)
 
-    def remap_classes(self, name, state_dict, trained_classnames):
-        index = self.eval_class_index(trained_classnames)
+    def remap_classes(self, name, state_dict, trained_classes):
+        index = self.eval_class_index(trained_classes)
         return {key: value[index] for key, value in state_dict.items()}

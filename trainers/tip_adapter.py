@@ -2,14 +2,26 @@
 
 Both build Tip-Adapter's cache from TRAINER.TIPADAPTER.AUGMENT_EPOCH cached augmented views of
 the few-shot images (RandomResizedCrop 0.5-1 + flip, the feature cache's fixed view bank) and
-choose alpha / beta by Tip-Adapter's grid on the few-shot validation split. Settings left at
-"" / -1 / () take the published value for DATASET.NAME (``methods.tip_adapter.PUBLISHED``).
+choose alpha / beta by Tip-Adapter's grid on the split TRAINER.TIPADAPTER.PROTOCOL names.
+Settings left at "" / -1 / () take the published value for DATASET.NAME
+(``methods.tip_adapter.PUBLISHED``).
 
-Where we differ from the original code on purpose: it searches alpha / beta on the full val
-split (on test for ImageNet), and Tip-Adapter-F keeps the epoch with the best TEST accuracy and
-reports max(best test accuracy, final test accuracy). Here the search reads the few-shot val
-split only, Tip-Adapter-F deploys the last epoch (or, with TEST.FINAL_MODEL best_val, the epoch
-with the best val accuracy), and test is evaluated once. Tip-Adapter-F trains on batches of the
+Selection protocol (TRAINER.TIPADAPTER.PROTOCOL):
+- ``strict`` (default): alpha / beta are searched on the few-shot val split (min(K, 4) per
+  class), like every other choice in this project.
+- ``full_val``: the original's split, the dataset's whole val split (as read from the split
+  file, before few-shot sampling), so the published rows can be reproduced. On ImageNet the
+  original searched on the test set; that is never offered: ``full_val`` there is 50 training
+  images per class that a fixed seed draws (50,000, the size of the ILSVRC val set), without
+  the run's few-shot images (``datasets/imagenet.py``).
+Tip-Adapter-F's epoch is never chosen on full_val: the original picks it on TEST, which is
+never offered; it is the last epoch, or with TEST.FINAL_MODEL best_val the best few-shot-val one
+under either protocol. ``selection_protocol()`` records which split chose what.
+
+Where we differ from the original code on purpose: Tip-Adapter-F keeps the epoch with the best
+TEST accuracy and reports max(best test accuracy, final test accuracy). Here Tip-Adapter-F
+deploys the last epoch (or, with TEST.FINAL_MODEL best_val, the epoch with the best val
+accuracy), and test is evaluated once. Tip-Adapter-F trains on batches of the
 cached view bank (one random view per image per epoch, the cache's own AUGMENT_EPOCH views)
 instead of re-encoding fresh crops every epoch: training costs a pass over cached features
 (scripts/bench_tip_adapter_f.py times both); like Dassl's loader it drops the last partial batch
@@ -30,10 +42,11 @@ from .feature_trainer import FeatureTrainer
 from .lr_scheduler import build_iteration_cosine
 from .optim import build_optimizer
 from .registry import TRAINER_REGISTRY
-from .search import grid_search, linspace_grid
+from .search import SPLIT_DESCRIPTIONS, SPLIT_NAMES, grid_search, linspace_grid, selection_features
 from .templates import templates_for
 
 MODEL_NAME = "tip_adapter"
+PROTOCOL_SPLITS = {"strict": "val", "full_val": "full_val"}  # TRAINER.TIPADAPTER.PROTOCOL -> searched split
 
 
 @TRAINER_REGISTRY.register()
@@ -50,7 +63,8 @@ class TipAdapter(FeatureTrainer):
         c.AUGMENT_EPOCH = 10  # augmented views averaged into each cache key (the original's augment_epoch)
         c.INIT_ALPHA = -1.0  # < 0: the published init_alpha for DATASET.NAME (fallback 2.0)
         c.INIT_BETA = -1.0  # < 0: the published init_beta (1.0 everywhere)
-        c.SEARCH = True  # grid-search alpha / beta on the few-shot val split; False keeps INIT_*
+        c.SEARCH = True  # grid-search alpha / beta on the PROTOCOL's split; False keeps INIT_*
+        c.PROTOCOL = "strict"  # strict: search on the few-shot val split; full_val: the original's (see docstring)
         c.SEARCH_SCALE = ()  # (beta_max, alpha_max); (): the published search_scale (fallback (12, 10))
         c.SEARCH_STEP = (200, 20)  # grid points for (beta, alpha), each linspace(0.1, max) without max
         # "custom": the dataset's CoOp template; "ensemble": CoOp's 7-template ensemble (+ the
@@ -66,6 +80,10 @@ class TipAdapter(FeatureTrainer):
         c, name = self.cfg.TRAINER.TIPADAPTER, self.cfg.DATASET.NAME
         published, known = published_settings(name)
         scale = tuple(c.SEARCH_SCALE) or published.search_scale
+        if c.PROTOCOL not in PROTOCOL_SPLITS:
+            raise ValueError(f"TRAINER.TIPADAPTER.PROTOCOL must be one of {sorted(PROTOCOL_SPLITS)}, "
+                             f"got {c.PROTOCOL!r}")
+        self.search_split = PROTOCOL_SPLITS[c.PROTOCOL]
         if len(scale) != 2 or len(c.SEARCH_STEP) != 2 or min(c.SEARCH_STEP) < 1 or c.AUGMENT_EPOCH < 1:
             raise ValueError("TRAINER.TIPADAPTER: SEARCH_SCALE and SEARCH_STEP need 2 values (beta, alpha), "
                              f"SEARCH_STEP and AUGMENT_EPOCH >= 1; got {scale}, {c.SEARCH_STEP}, {c.AUGMENT_EPOCH}")
@@ -77,7 +95,8 @@ class TipAdapter(FeatureTrainer):
         source = f"published for {name}" if known else f"no published settings for {name}: fallback"
         print(f"Tip-Adapter settings ({source}, explicit TRAINER.TIPADAPTER values win): "
               f"init alpha={self.init_alpha}, init beta={self.init_beta}, search scale={scale}, "
-              f"steps={tuple(c.SEARCH_STEP)}, search={c.SEARCH}, {c.AUGMENT_EPOCH} cache views")
+              f"steps={tuple(c.SEARCH_STEP)}, search={c.SEARCH} (protocol {c.PROTOCOL}: "
+              f"{SPLIT_DESCRIPTIONS[self.search_split]}), {c.AUGMENT_EPOCH} cache views")
 
     # --- model ----------------------------------------------------------------------------------
     def build_model(self):
@@ -104,8 +123,16 @@ class TipAdapter(FeatureTrainer):
         self.register_model(MODEL_NAME, head, optim, sched, replace=True)
 
     def feature_splits(self):
-        """alpha / beta are searched (or the initial ones scored) on val."""
-        return [*super().feature_splits(), "val"]
+        """alpha / beta are searched (or the initial ones scored) on the protocol's split."""
+        return [*super().feature_splits(), PROTOCOL_SPLITS[self.cfg.TRAINER.TIPADAPTER.PROTOCOL]]
+
+    def selection_protocol(self):
+        """Which split chose what: alpha / beta (when searched) on the protocol's split; the
+        epoch of a TEST.FINAL_MODEL best_val Tip-Adapter-F run on the few-shot val split."""
+        c = self.cfg.TRAINER.TIPADAPTER
+        split = SPLIT_NAMES[PROTOCOL_SPLITS[c.PROTOCOL]]
+        selected = {"alpha": split, "beta": split} if c.SEARCH else {}
+        return {"protocol": c.PROTOCOL, "selected": {**selected, **super().selection_protocol()["selected"]}}
 
     def train_views(self):
         """The AUGMENT_EPOCH views at Tip-Adapter's crop scale that the cache is built from."""
@@ -120,10 +147,10 @@ class TipAdapter(FeatureTrainer):
     def model_inference(self, image_features):
         return self.head(image_features)
 
-    def remap_classes(self, name, state_dict, trained_classnames):
+    def remap_classes(self, name, state_dict, trained_classes):
         """Per-class tensors: the text prototypes' rows and the value matrix's columns (cache
         entries of classes not evaluated get all-zero values and so no weight)."""
-        index = self.eval_class_index(trained_classnames)
+        index = self.eval_class_index(trained_classes)
         state = dict(state_dict)
         state["text_prototypes"] = state["text_prototypes"][index]
         state["values"] = state["values"][:, index]
@@ -140,15 +167,16 @@ class TipAdapter(FeatureTrainer):
     @torch.no_grad()
     def search_alpha_beta(self):
         """Log val accuracy (zero-shot, initial alpha / beta), then set alpha / beta to the best
-        point of the grid on the few-shot val split (TRAINER.TIPADAPTER.SEARCH). Returns val accuracy."""
+        point of the grid on the protocol's split (TRAINER.TIPADAPTER.SEARCH). Returns its accuracy."""
         head = self.head.eval()
-        val = self.split_features("val")
+        val = selection_features(self, self.search_split)
         labels = val.labels.to(self.device)
         f = F.normalize(val.features.to(self.device).float(), dim=-1)
         zero_shot, affinity = head.clip_logits(f), head.affinity(f)
         init_acc = batch_accuracy(head(val.features.to(self.device), self.init_alpha, self.init_beta), labels)
-        print(f"Val accuracy: zero-shot CLIP {batch_accuracy(zero_shot, labels):.2f}%, Tip logits with initial "
-              f"alpha={self.init_alpha:.4g}, beta={self.init_beta:.4g}: {init_acc:.2f}%")
+        print(f"Val accuracy ({SPLIT_DESCRIPTIONS[self.search_split]}, {len(labels)} images): zero-shot CLIP "
+              f"{batch_accuracy(zero_shot, labels):.2f}%, Tip logits with initial alpha={self.init_alpha:.4g}, "
+              f"beta={self.init_beta:.4g}: {init_acc:.2f}%")
         if not self.cfg.TRAINER.TIPADAPTER.SEARCH:
             head.set_alpha_beta(self.init_alpha, self.init_beta)
             return init_acc
@@ -160,7 +188,8 @@ class TipAdapter(FeatureTrainer):
                 memo[params["beta"]] = cache_logits(affinity, head.values, params["beta"])
             return batch_accuracy(zero_shot + params["alpha"] * memo[params["beta"]], labels)
 
-        best, best_acc = grid_search(self.search_grid, val_accuracy, name="Tip-Adapter alpha/beta search")
+        best, best_acc = grid_search(self.search_grid, val_accuracy, name="Tip-Adapter alpha/beta search",
+                                     on=SPLIT_DESCRIPTIONS[self.search_split])
         head.set_alpha_beta(best["alpha"], best["beta"])
         return best_acc
 
@@ -168,7 +197,8 @@ class TipAdapter(FeatureTrainer):
 @TRAINER_REGISTRY.register()
 class TipAdapterF(TipAdapter):
     """Tip-Adapter-F: the cache keys fine-tuned with cross-entropy on the Tip logits (initial
-    alpha / beta), AdamW with a cosine decay per iteration; then alpha / beta searched on val."""
+    alpha / beta), AdamW with a cosine decay per iteration; then alpha / beta searched on the
+    PROTOCOL's split (the epoch is never chosen on full_val: see the module docstring)."""
 
     trains = True
     lr_step_per_batch = True
@@ -208,7 +238,8 @@ class TipAdapterF(TipAdapter):
         return {"loss": loss.item(), "acc": batch_accuracy(logits, labels)}
 
     def after_train(self):
-        """Search alpha / beta on val for the deployed keys and store them in the deployed checkpoint."""
+        """Search alpha / beta for the deployed keys and store them in the deployed checkpoint (its
+        val_result is then the search split's accuracy)."""
         name = ""
         if not self.cfg.TEST.NO_TEST and self.cfg.TEST.FINAL_MODEL == "best_val":
             name = BEST_NAME
