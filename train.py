@@ -12,8 +12,17 @@ is honoured; a negative seed draws a random one and logs it.
 The run folder gets ``log.txt`` (headed by the environment: date, host, command, git commit,
 versions, hardware), ``config.yaml`` (the resolved config, reloadable over the defaults with
 ``merge_from_file``), Dassl's ``tensorboard/`` scalars and the trainer's checkpoints.
+
+A rerun into a folder whose ``log.txt`` is finished (``reports.runs.run_status``) writes
+``log.txt-<timestamp>`` and ``config-<timestamp>.yaml`` as Dassl does, so the result that counts
+never changes. A rerun into a folder whose ``log.txt`` did not finish (a run that died) resumes
+from the folder's checkpoints and continues ``log.txt`` after a ``===== resumed <date> ... =====``
+line (Dassl would start ``log.txt-<timestamp>``), so the result the resume completes is read from
+``log.txt`` by every tool here and by CoOp's ``parse_test_res.py``; ``config.yaml`` is rewritten.
+An unknown trainer or dataset name stops the run before anything is written.
 """
 import argparse
+import datetime
 import functools
 import os
 import shlex
@@ -23,10 +32,13 @@ import traceback
 import datasets  # noqa: F401  (registers the datasets)
 import trainers  # noqa: F401  (registers the trainers)
 from datasets.atomic_io import atomic_path
+from datasets.registry import DATASET_REGISTRY
+from reports.runs import resumed_line, run_status
 from trainers.config import get_cfg_default, merge_file, merge_opts, resolve_seed
 from trainers.environment import collect_env_info, environment_summary
 from trainers.logger import log_to
-from trainers.registry import build_trainer
+from trainers.registry import TRAINER_REGISTRY, build_trainer
+from trainers.run_provenance import write_run_provenance
 from trainers.seeding import set_random_seed
 
 
@@ -90,6 +102,31 @@ def save_config(cfg, path):
         f.write(cfg.dump())
 
 
+def check_registered(cfg):
+    """Before any output is written: the trainer and the dataset are registered names, else the
+    registry's one-line KeyError with the close names ("did you mean")."""
+    for registry, name, how in ((TRAINER_REGISTRY, cfg.TRAINER.NAME, "--trainer NAME"),
+                                (DATASET_REGISTRY, cfg.DATASET.NAME, "--dataset-config-file <yaml> or DATASET.NAME")):
+        if not name:
+            raise ValueError(f"no {registry.kind} given: pass {how} (registered: {', '.join(registry.names())})")
+        registry.get(name)
+
+
+def log_continuation(output_dir):
+    """The ``resumed_line`` to continue ``log.txt`` after when it holds a run that did not finish,
+    else None (a fresh folder gets ``log.txt``; a finished one ``log.txt-<timestamp>``)."""
+    status = run_status(output_dir)
+    if not status.has_log or status.finished:
+        return None
+    return resumed_line(datetime.datetime.now().astimezone().isoformat(sep=" ", timespec="seconds"))
+
+
+def refuse_test_only_training(cfg):
+    """Before any output is written: a trainer that fits on the training split refuses a test-only
+    set (``TrainerBase.check_trains_on``); the names are known to be registered (``check_registered``)."""
+    TRAINER_REGISTRY.get(cfg.TRAINER.NAME).check_trains_on(DATASET_REGISTRY.get(cfg.DATASET.NAME))
+
+
 def run(cfg, args, drew_seed, log, command):
     print(f"{environment_summary(command)}\n")
     save_config(cfg, log.companion("config.yaml"))
@@ -103,6 +140,7 @@ def run(cfg, args, drew_seed, log, command):
     trainer = build_trainer(cfg)
     if args.eval_only:
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
+        write_run_provenance(trainer, eval_only=True, model_dir=args.model_dir)
         with trainer.writing_scalars():
             trainer.test()
     elif not args.no_train:
@@ -116,8 +154,11 @@ def main(argv=None, echo=True):
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = build_parser().parse_args(argv)
     cfg, drew_seed = setup_cfg(args)
+    check_registered(cfg)
+    if not (args.eval_only or args.no_train):
+        refuse_test_only_training(cfg)
     command = shlex.join([sys.executable, os.path.abspath(__file__), *argv])
-    with log_to(cfg.OUTPUT_DIR, echo=echo) as log:
+    with log_to(cfg.OUTPUT_DIR, echo=echo, continue_with=log_continuation(cfg.OUTPUT_DIR)) as log:
         try:
             return run(cfg, args, drew_seed, log, command)
         except Exception:
@@ -129,5 +170,5 @@ if __name__ == "__main__":
     try:
         main()
     except Exception as e:  # the traceback is in log.txt; the console gets one clear line
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
         sys.exit(1)

@@ -4,12 +4,19 @@ A dataset class only says where its files are (``folder``, ``image_folder``, ``s
 and how to build a split when the split file is missing (``build_split``). Reading the
 split, few-shot sampling and base/new subsampling are shared here, so every dataset
 behaves the same way and produces the same image lists as CoOp for the same seed.
+
+A split built here never takes the published file's name: it is saved as
+``split_rebuilt_<Name>.json`` beside where ``split_zhou_<Name>.json`` belongs, read only while
+the published file is absent, and recorded as ``rebuilt`` in ``split_provenance`` (what each
+run writes to its ``provenance.json``), so its runs are never taken for published-split runs.
 """
 import os
 
 from .datum import Datum  # noqa: F401  (re-exported: datasets.base.Datum, as in Dassl)
 from .fewshot import apply_fewshot, generate_fewshot, subsample_classes
-from .split_io import read_split, save_split
+from .split_io import read_split, save_split, split_record
+
+PUBLISHED_PREFIX, REBUILT_PREFIX = "split_zhou_", "split_rebuilt_"
 
 
 class DatasetLayoutError(FileNotFoundError):
@@ -27,6 +34,8 @@ class DatasetBase:
     image_folder = ""  # folder, relative to ``folder``, that split-file paths are relative to
     split_file = ""  # CoOp's split_zhou_<Name>.json, or "" when the dataset has none
     test_only = False  # ImageNet variants: no training data, no few-shot sampling
+    split_origin = "published"  # "generated" for data made in memory; load_splits sets "rebuilt"
+    split_source = ""  # the split file read ("" = official annotation files, folders, a generator)
 
     def __init__(self, cfg):
         root = cfg.DATASET.ROOT
@@ -57,13 +66,28 @@ class DatasetBase:
     def split_path(self):
         return os.path.join(self.dataset_dir, self.split_file)
 
+    @property
+    def rebuilt_split_path(self):
+        """Where a split built from the raw annotations is saved: beside the published file,
+        ``split_rebuilt_<Name>.json`` (CoOp would write it under the published name)."""
+        return os.path.join(self.dataset_dir, REBUILT_PREFIX + self.split_file.removeprefix(PUBLISHED_PREFIX))
+
     def load_splits(self):
-        """Read the split file, or build it from the raw annotations and save it (CoOp)."""
+        """The published split file whenever it is there; otherwise the split rebuilt earlier, or
+        a new one built from the raw annotations (CoOp's rule) and saved as the rebuilt file."""
         if os.path.exists(self.split_path):
+            self.split_source = self.split_path
             return read_split(self.split_path, self.image_dir)
-        print(f"Split file {self.split_path} not found: building it from the raw annotations")
+        rebuilt = self.rebuilt_split_path
+        self.split_origin, self.split_source = "rebuilt", rebuilt
+        if os.path.exists(rebuilt):
+            print(f"Published split file {self.split_path} not found: using the rebuilt split {rebuilt} "
+                  "(runs are recorded as 'rebuilt'; the published file takes over once it is there)")
+            return read_split(rebuilt, self.image_dir)
+        print(f"Published split file {self.split_path} not found: building a split from the raw annotations "
+              f"and saving it as {rebuilt} (runs are recorded as 'rebuilt', never as the published split)")
         train, val, test = self.build_split()
-        save_split(train, val, test, self.split_path, self.image_dir)
+        save_split(train, val, test, rebuilt, self.image_dir)
         return train, val, test
 
     def build_split(self):
@@ -101,7 +125,11 @@ class DatasetBase:
 
     # --- few-shot and subsampling ---------------------------------------------------
     def setup_splits(self, cfg, train, val, test):
-        """Few-shot sampling (train K, val min(K, 4)), then base/new subsampling."""
+        """Record the split (``split_provenance``), then few-shot sampling (train K, val
+        min(K, 4)), then base/new subsampling."""
+        self.split_provenance = split_record(self.split_origin, self.split_source, train, val, test,
+                                             self.image_dir)
+        self.full_val = subsample_classes(train, val, subsample=cfg.DATASET.SUBSAMPLE_CLASSES)[1]  # pre-few-shot val
         if not self.test_only:
             train, val = apply_fewshot(
                 train,
@@ -139,8 +167,10 @@ class DatasetBase:
         missing = [path for path in seen if not os.path.isfile(path)]
         if missing:
             shown = "\n  ".join(missing[:5])
+            hint = (f"\nThe split was rebuilt into {self.split_source}: delete that file to rebuild it from the "
+                    "images present" if self.split_origin == "rebuilt" else "")
             raise DatasetLayoutError(
-                f"{len(missing)} image(s) listed for {type(self).__name__} are missing, e.g.:\n  {shown}"
+                f"{len(missing)} image(s) listed for {type(self).__name__} are missing, e.g.:\n  {shown}{hint}"
             )
 
 

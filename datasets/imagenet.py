@@ -8,18 +8,29 @@ Deliberate difference: CoOp validates on the test set (val = test). Here, when
 NUM_SHOTS >= 1, val is min(K, 4) images per class drawn, after the train sample (so the
 train list stays CoOp's), from the training images not in the K-shot list; searches then
 never see test data. With NUM_SHOTS < 1, val = test as in CoOp, with a warning.
+
+``full_val`` (what the full_val / lpclip selection protocols search on; Tip-Adapter searched
+ImageNet on its test set and CoOp's lpclip drew its val from it, which is never offered here):
+FULL_VAL_PER_CLASS = 50 training images per class (50,000, the size of the ILSVRC val set the
+original searched on), drawn with a fixed seed (FULL_VAL_SEED, not --seed) so that one feature
+cache entry serves every run. It may hold a run's few-shot training images: the searches drop
+those before reading it (``trainers.search.selection_features``).
 """
 import json
 import os
+import random
 
 from .base import DatasetBase, DatasetLayoutError
 from .datum import Datum
-from .fewshot import generate_fewshot
+from .fewshot import generate_fewshot, split_by_label, subsample_classes
 from .registry import DATASET_REGISTRY
-from .split_builders import listdir_nohidden
+from .split_builders import list_images, listdir_nohidden
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "imagenet_200_wnids.json")) as _f:
     IMAGENET_200_WNIDS = json.load(_f)
+
+FULL_VAL_PER_CLASS = 50  # ImageNet's stand-in for a full val split: as many per class as ILSVRC val has
+FULL_VAL_SEED = 0  # fixed, independent of --seed: every run shares one held-out list (one cache entry)
 
 
 class ImageNetFolders(DatasetBase):
@@ -33,6 +44,17 @@ class ImageNetFolders(DatasetBase):
         """wnid -> class name, in file order, from ``<wnid> <class name words>`` lines."""
         return dict(self.parse_annotation("classnames.txt", lambda line: line.partition(" ")[::2]))
 
+    def set_splits(self, train, val, test):
+        """Dassl's splits, plus ``class_ids``: the wnid of each label, in label order. CLIP's class
+        names repeat ("missile", "sunglasses"), so a checkpoint's classes are matched by wnid."""
+        super().set_splits(train, val, test)
+        wnid_of = {item.label: self.wnid_of(item) for item in train}
+        self.class_ids = [wnid_of[label] for label in sorted(wnid_of)]
+
+    def wnid_of(self, item):
+        """The wnid of an image's class: the name of its class folder."""
+        return os.path.basename(os.path.dirname(item.impath))
+
     def read_class_folders(self, image_dir, classnames):
         """Items of ``image_dir/<wnid>/*``: label = index of the wnid among the sorted folders."""
         self.require_dir(image_dir, what=f"{type(self).__name__} image folder")
@@ -44,7 +66,7 @@ class ImageNetFolders(DatasetBase):
         return [
             Datum(impath=os.path.join(image_dir, folder, name), label=label, classname=classnames[folder])
             for label, folder in enumerate(folders)
-            for name in listdir_nohidden(os.path.join(image_dir, folder))
+            for name in list_images(os.path.join(image_dir, folder))
         ]
 
 
@@ -70,6 +92,7 @@ class ImageNet(ImageNetFolders):
             print("Warning: ImageNet with all training images validates on its test set (ILSVRC val), "
                   "as CoOp does: anything searched or selected on val sees test data")
         super().setup_splits(cfg, train, val, test)
+        self.full_val = subsample_classes(train, held_out_images(train), subsample=cfg.DATASET.SUBSAMPLE_CLASSES)[1]
 
     def sample_fewshot_val(self, train, val, num_shots, fewshot_train):
         """min(K, 4) per class from the training images left out of the K-shot list."""
@@ -77,10 +100,21 @@ class ImageNet(ImageNetFolders):
         return generate_fewshot([item for item in train if item.impath not in taken], min(num_shots, 4))
 
 
+def held_out_images(train):
+    """FULL_VAL_PER_CLASS training images per class (all of a smaller class), drawn by a private
+    RNG seeded with FULL_VAL_SEED: the global RNG, and so the few-shot sample, is untouched."""
+    rng = random.Random(FULL_VAL_SEED)
+    return [item for group in split_by_label(train).values()
+            for item in (rng.sample(group, FULL_VAL_PER_CLASS) if len(group) > FULL_VAL_PER_CLASS else group)]
+
+
 class TestOnlyImageNet(ImageNetFolders):
-    """An ImageNet test set with its own ``classnames.txt``: train_x = test = every image, no val."""
+    """An ImageNet test set with its own ``classnames.txt``: train_x = test = every image, no val.
+    Models are trained on ImageNet and evaluated here with ``--eval-only --model-dir``; a trainer
+    that fits on the training split refuses to train here (``TrainerBase.check_trains_on``)."""
 
     test_only = True
+    source_dataset = "ImageNet"  # what to train on instead (named in the refusal)
 
     def load_splits(self):
         data = self.read_data(self.read_classnames())
@@ -92,7 +126,8 @@ class TestOnlyImageNet(ImageNetFolders):
 
 class ImageNet200(TestOnlyImageNet):
     """ImageNet-A / -R: their class folders must be among the published 200 wnids
-    (``imagenet_200_wnids.json``); a foreign folder is an error, a missing one a warning."""
+    (``imagenet_200_wnids.json``); a foreign folder is an error, a missing one a warning. Labels
+    follow the sorted folders; an ImageNet model's rows are selected by wnid (``class_ids``)."""
 
     def read_data(self, classnames):
         expected = set(IMAGENET_200_WNIDS[type(self).__name__])

@@ -11,8 +11,10 @@ Everything is a deterministic function of ``DATASET.SIMULATED.SEED`` (the data s
 ``--seed`` drives few-shot sampling as on a real dataset. Items are Datum with virtual
 paths (``sim/<split>/<class>/<index>``); features come from ``SimulatedFeatures``.
 """
+import hashlib
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -158,6 +160,13 @@ class SimulatedFeatures(FeatureSource):
         return (f"simulated CLIP features (classes={s.num_classes}, dim={s.dim}, gap={s.gap}, "
                 f"rotation={s.rotation}, text_noise={s.text_noise}, seed={s.seed})")
 
+    def identity(self):
+        """The generator, its seed, and a digest of its whole spec (every feature is a function of them)."""
+        spec = asdict(self.world.spec)
+        digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+        return {"source": "simulated", "generator": type(self.world).__name__, "seed": self.world.spec.seed,
+                "config_digest": digest[:16]}
+
 
 _WORLDS = {}
 
@@ -175,6 +184,7 @@ class Simulated(DatasetBase):
     """The simulated benchmark: train / val / test drawn from the same distribution."""
 
     test_split = "test"
+    split_origin = "generated"
 
     @staticmethod
     def extend_cfg(cfg):
@@ -218,4 +228,5 @@ class SimulatedShift(Simulated):
     """Test-only shifted variant (train on Simulated, evaluate here with --eval-only)."""
 
     test_only = True
+    source_dataset = "Simulated"  # what to train on instead (named in the refusal to train here)
     test_split = "shift"

@@ -88,6 +88,14 @@ class CMM(FeatureTrainer):
         """Val too when alpha / lambda / lr are searched on it."""
         return [*super().feature_splits(), *(["val"] if self.cfg.TRAINER.CMM.SEARCH else [])]
 
+    def selection_protocol(self):
+        """With TRAINER.CMM.SEARCH, alpha / lambda / lr are chosen on the few-shot val split too."""
+        selection = super().selection_protocol()
+        if self.cfg.TRAINER.CMM.SEARCH:
+            selection["selected"] = {"alpha": "fewshot_val", "lambda": "fewshot_val", "lr": "fewshot_val",
+                                     **selection["selected"]}
+        return selection
+
     def train_views(self):
         return self.augmented_train_features()
 
@@ -147,9 +155,9 @@ class CMM(FeatureTrainer):
         return head.eval()
 
     # --- evaluation on other classes, and the gap report --------------------------------------
-    def remap_classes(self, name, state_dict, trained_classnames):
+    def remap_classes(self, name, state_dict, trained_classes):
         """Prototypes are per class: keep the rows of the evaluation classes (1000 -> 200)."""
-        index = self.eval_class_index(trained_classnames)
+        index = self.eval_class_index(trained_classes)
         state = dict(state_dict)
         for key in ("prototypes", "zero_shot_prototypes"):
             state[key] = state[key][index]

@@ -10,10 +10,11 @@ import torch.nn.functional as F
 
 from datasets.registry import build_dataset
 
+from .class_map import dataset_class_ids
 from .retrieval_evaluator import Retrieval
 from .trainer_base import TrainerBase
 
-SPLIT_ATTRS = {"train": "train_x", "val": "val", "test": "test"}
+SPLIT_ATTRS = {"train": "train_x", "val": "val", "test": "test", "full_val": "full_val"}  # full_val: pre-few-shot val
 
 
 @dataclass
@@ -42,6 +43,7 @@ class FeatureTrainer(TrainerBase):
                              "cross-modal retrieval dataset (use ZeroshotCLIP or FLEXCLIP)")
         self.lab2cname = self.dataset.lab2cname
         self.classnames = self.dataset.classnames
+        self.class_ids = dataset_class_ids(self.dataset)
         self.num_classes = self.dataset.num_classes
         self.features = build_feature_source(self.cfg, self.dataset)
         print(f"Features: {self.features.summary()}")

@@ -10,8 +10,14 @@ to the final evaluation, still printing "Finish training" so CoOp's parser reads
 Like Dassl, a run writes TensorBoard scalars to ``<OUTPUT_DIR>/tensorboard`` (TRAIN.TENSORBOARD):
 ``train/<loss>`` and ``train/lr`` every batch, ``<split>/<metric>`` at every evaluation.
 
-Checkpoints record the class names, so a model trained on one class list can be evaluated on
-another (ImageNet -> ImageNet-A/R): ``remap_classes`` receives a name-based index map.
+Checkpoints record the class names and ids (ImageNet: wnids), so a model trained on one class
+list can be evaluated on another (ImageNet -> ImageNet-A/R): ``remap_classes`` receives the
+trained classes and ``eval_class_index`` maps them by id (``class_map``). ``build_data`` sets
+``classnames`` and ``class_ids`` (the ids of the labels, in label order).
+
+A trainer that reads the training split (``fits_on_train``: it trains, or builds a cache or fits
+a probe on ``train_x``) refuses to train on a test-only set (ImageNet-V2/Sketch/A/R), whose
+training split is its test set (``check_trains_on``).
 """
 import datetime
 import os
@@ -23,8 +29,9 @@ import numpy as np
 import torch
 
 from .checkpoint import BEST_NAME, checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
-from .class_map import ClassMismatchError, class_index_map
+from .class_map import ClassList, ClassMismatchError, class_index_map
 from .evaluator import Classification
+from .run_provenance import write_run_provenance
 from .seeding import rng_state, set_rng_state
 from .tensorboard_writer import open_scalar_writer
 
@@ -46,6 +53,7 @@ class AverageMeter:
 
 class TrainerBase:
     trains = True  # False: training-free (zero-shot, Tip-Adapter): fit() instead of epochs
+    fits_on_train = True  # False: nothing is fitted on train_x (zero-shot): may "train" on a test-only set
     feature_level = False  # True: works on frozen features (runs on the simulated benchmark)
     lr_step_per_batch = False  # True: the scheduler steps every batch (Tip-Adapter-F), not every epoch
 
@@ -86,6 +94,14 @@ class TrainerBase:
 
     def report(self):
         """Print end-of-run summaries; FeatureTrainer reports the feature cache's hits and misses."""
+
+    def selection_protocol(self):
+        """``{"protocol": name, "selected": {value: split it was chosen on}}`` for provenance.json.
+        Here: ``strict`` (choices on the few-shot val split only), and the epoch when a training
+        run deploys its best-val epoch. Trainers that search values override it."""
+        cfg = self.cfg
+        best_epoch = self.trains and cfg.TEST.FINAL_MODEL == "best_val" and not cfg.TEST.NO_TEST
+        return {"protocol": "strict", "selected": {"epoch": "fewshot_val"} if best_epoch else {}}
 
     def test_batches(self, split):
         """An iterable of ``(inputs, labels)`` on ``self.device`` for ``split`` ("val" or "test")."""
@@ -136,6 +152,7 @@ class TrainerBase:
                 "val_result": val_result,
                 "rng_state": rng_state(),
                 "classnames": list(self.classnames),
+                "class_ids": list(self.class_ids),
             }
             save_checkpoint(state, os.path.join(directory, name), model_name=model_name)
 
@@ -178,10 +195,10 @@ class TrainerBase:
                 path = latest_checkpoint(folder) or os.path.join(folder, BEST_NAME)
             ckpt = load_checkpoint(path)
             state = ckpt["state_dict"]
-            trained = ckpt.get("classnames") or list(self.classnames)
-            if trained != list(self.classnames):
-                print(f"Evaluating {len(self.classnames)} classes with a model trained on {len(trained)} "
-                      "(classes matched by name)")
+            trained = self.checkpoint_classes(ckpt)
+            if not trained.same_classes(self.classes):
+                print(f"Evaluating {len(self.classnames)} classes with a model trained on {len(trained.names)} "
+                      f"(classes matched by {trained.matched_by(self.classes)})")
                 state = self.remap_classes(name, state, trained)
             self.load_state(name, model, state)
             val = ckpt.get("val_result")
@@ -192,22 +209,48 @@ class TrainerBase:
         """Put a checkpoint's weights into a registered model (override for buffers of any shape)."""
         model.load_state_dict(state_dict)
 
-    def remap_classes(self, name, state_dict, trained_classnames):
+    def remap_classes(self, name, state_dict, trained_classes):
         """The state dict for the evaluation classes: row ``i`` of a per-class tensor becomes row
-        ``self.eval_class_index(trained_classnames)[i]`` of the trained one. Trainers with
-        per-class parameters implement this; class-agnostic ones return ``state_dict`` unchanged
-        (and so also evaluate on classes never trained on, e.g. base -> new)."""
+        ``self.eval_class_index(trained_classes)[i]`` of the trained one (``trained_classes``: the
+        checkpoint's ClassList). Trainers with per-class parameters implement this; class-agnostic
+        ones return ``state_dict`` unchanged (and so also evaluate on classes never trained on,
+        e.g. base -> new)."""
         raise ClassMismatchError(f"{type(self).__name__} cannot evaluate a checkpoint on classes other than the "
                                  "ones it was trained on")
 
-    def eval_class_index(self, trained_classnames):
-        """Position of each evaluation class among the trained ones, matched by name."""
-        return class_index_map(trained_classnames, self.classnames)
+    @property
+    def classes(self):
+        """This run's classes (names and ids) in label order."""
+        return ClassList(self.classnames, self.class_ids)
+
+    def checkpoint_classes(self, ckpt):
+        """The classes a checkpoint was trained on: its names and ids; names only for a checkpoint
+        saved before ids were recorded; this run's classes for one that records neither (CoOp's)."""
+        if not ckpt.get("classnames"):
+            return self.classes
+        return ClassList(ckpt["classnames"], ckpt.get("class_ids"))
+
+    def eval_class_index(self, trained_classes):
+        """Position of each evaluation class among the trained ones, matched by class id (by name
+        for a checkpoint without ids)."""
+        return class_index_map(trained_classes, self.classes)
+
+    @classmethod
+    def check_trains_on(cls, dataset_cls):
+        """Refuse to train on a test-only set (``test_only``: ImageNet-V2/Sketch/A/R, where
+        train = test) when this trainer reads the training split: it would fit on test images."""
+        if cls.fits_on_train and getattr(dataset_cls, "test_only", False):
+            source = getattr(dataset_cls, "source_dataset", "the dataset it is a shifted copy of")
+            raise ValueError(f"{dataset_cls.__name__} is a test-only set (its training split is its test set), and "
+                             f"{cls.__name__} fits on the training split, so it would fit on test images. Train on "
+                             f"{source}, then evaluate here with --eval-only --model-dir <that run's output folder> "
+                             "(training-free zero-shot trainers run here directly)")
 
     # --- the loop ---------------------------------------------------------------------
     def train(self):
         """Dassl's epochs (or ``fit()`` when training-free), then the final evaluation, with the
         TensorBoard writer open throughout."""
+        self.check_trains_on(type(self.dataset))
         with self.writing_scalars():
             if self.trains:
                 self.before_train()
@@ -269,6 +312,7 @@ class TrainerBase:
             self.save_model(self.epoch, self.output_dir)
 
     def after_train(self):
+        write_run_provenance(self)
         print("Finish training")
         if not self.cfg.TEST.NO_TEST:
             if self.trains and self.cfg.TEST.FINAL_MODEL == "best_val":
