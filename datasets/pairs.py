@@ -7,17 +7,28 @@ split is written to ``class_split.json`` in the dataset folder the first time (d
 first half of the classes in label order are source, the rest target) and read afterwards, so
 every run and every method uses the same split. X-shot lists come from the same seeded
 sampler as classification (``generate_fewshot``: Python's ``random`` after seeding).
+
+The validation split (``val``; FLEX-CLIP's paper has none) mirrors CoOp's few-shot val: min(X, 4)
+pairs per *target* class (``DATASET.RETRIEVAL.VAL_SHOTS`` = 4), drawn from the target classes'
+training pairs that were not drawn as the X shots. So it is disjoint from the test pairs (another
+split) and from everything training reads, and it asks what test asks (retrieval among target
+classes). No source pairs: they are all training pairs, so they would score what was fitted.
+It is drawn with its own generator seeded by ``(SEED, "retrieval-val")``, so the X-shot lists and
+Python's ``random`` state after them are those of a run without a val split. X = 0 or -1, or a
+target class with no pair left over, gives no val pairs for that class (``val`` is None if none).
 """
 import json
 import math
 import os
+import random
 from dataclasses import dataclass
 
 from yacs.config import CfgNode as CN
 
 from .atomic_io import write_json
 from .base import DatasetBase
-from .fewshot import check_shots, generate_fewshot
+from .fewshot import check_shots, generate_fewshot, split_by_label
+from .stable_seed import stable_seed
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,9 @@ class RetrievalDatasetBase(DatasetBase):
         cfg.DATASET.RETRIEVAL.SOURCE_FRACTION = 0.5
         # The class split: "" = <dataset folder>/class_split.json (written once, then read).
         cfg.DATASET.RETRIEVAL.CLASS_SPLIT_FILE = ""
+        # Validation pairs per target class: min(NUM_SHOTS, this), from the target training pairs
+        # not drawn as shots (module docstring); 4 as CoOp's few-shot val. 0 = no val split.
+        cfg.DATASET.RETRIEVAL.VAL_SHOTS = 4
 
     def __init__(self, cfg):
         if not cfg.DATASET.ROOT:
@@ -80,13 +94,14 @@ class RetrievalDatasetBase(DatasetBase):
             self.target_train = target_pool if shots < 0 else []
         self.test = [p for p in pairs["test"] if p.label in target]
         self.train_x = self.source_train + self.target_train  # everything training may read
-        self.train_u = self.val = None
+        self.val = draw_val(target_pool, self.target_train, min(shots, cfg.DATASET.RETRIEVAL.VAL_SHOTS), cfg.SEED)
+        self.train_u = None
         self.classnames = list(classnames)
         self.lab2cname = dict(enumerate(classnames))
         self.num_classes = len(classnames)
         print(f"{type(self).__name__}: {len(source)} source classes ({len(self.source_train):,} pairs), "
               f"{len(target)} target classes ({len(self.target_train):,} training pairs, "
-              f"{len(self.test):,} test pairs)")
+              f"{len(self.val or []):,} val pairs, {len(self.test):,} test pairs)")
         if not self.test:
             raise ValueError(f"{type(self).__name__} has no test pairs of its target classes")
 
@@ -99,6 +114,18 @@ class RetrievalDatasetBase(DatasetBase):
         write_json({"source": source, "target": target}, path)
         print(f"Saved the source/target class split to {path}")
         return source, target
+
+
+def draw_val(target_pool, target_train, per_class, seed):
+    """``per_class`` pairs per class of ``target_pool`` that ``target_train`` did not take, drawn
+    by a generator of their own (module docstring); None when that leaves no pair."""
+    if per_class < 1:
+        return None
+    taken = {id(p) for p in target_train}
+    rng = random.Random(stable_seed(seed, "retrieval-val"))
+    val = [p for group in split_by_label([p for p in target_pool if id(p) not in taken]).values()
+           for p in rng.sample(group, min(per_class, len(group)))]
+    return val or None
 
 
 def default_class_split(classnames, source_fraction):

@@ -5,6 +5,7 @@ import hashlib
 import json
 import math
 import os
+import random
 from collections import Counter
 
 import pytest
@@ -339,3 +340,52 @@ def test_zero_shot_has_no_target_pair_and_too_many_shots_is_an_error(tmp_path, n
     assert zero.target_train == [] and uids(zero.train_x) == uids(zero.source_train) != []
     with pytest.raises(ValueError, match="NUM_SHOTS=100 exceeds the training images of every class"):
         build(tmp_path, name, num_shots=100)
+
+
+# --- the validation split -----------------------------------------------------------------------------
+def build_with(root, name, num_shots, seed=1, val_shots=4):
+    cfg = get_cfg_default()
+    cfg.DATASET.ROOT, cfg.DATASET.NAME, cfg.DATASET.NUM_SHOTS, cfg.SEED = str(root), name, num_shots, seed
+    cfg.DATASET.RETRIEVAL.VAL_SHOTS = val_shots
+    random.seed(seed)
+    return build_dataset(cfg)
+
+
+def relevant_images(items):
+    return {os.path.realpath(item.impath) for item in items}
+
+
+@pytest.mark.parametrize("name", READERS)
+@pytest.mark.parametrize("shots", [1, 2])  # the tiny layouts have 3 training pairs per class at most
+def test_val_is_min_x_4_target_pairs_disjoint_from_test_and_from_training(tmp_path, name, shots):
+    READERS[name](tmp_path)
+    dataset = build_with(tmp_path, name, shots)
+    pool = {label: [i for i in build_with(tmp_path, name, -1).target_train if i.label == label]
+            for label in dataset.target_labels}
+    expected = {label: min(shots, 4, len(pairs) - min(shots, len(pairs))) for label, pairs in pool.items()}
+    assert per_label(dataset.val) == {label: n for label, n in expected.items() if n}
+    assert set(uids(dataset.val)) <= {i.uid for pairs in pool.values() for i in pairs}  # target training pairs
+    assert not set(uids(dataset.val)) & set(uids(dataset.test))
+    assert not set(uids(dataset.val)) & set(uids(dataset.train_x))
+    assert not relevant_images(dataset.val) & (relevant_images(dataset.test) | relevant_images(dataset.train_x))
+    assert len(set(uids(dataset.val))) == len(dataset.val)
+
+
+@pytest.mark.parametrize("name", READERS)
+def test_val_follows_the_seed_and_leaves_the_xshot_lists_unchanged(tmp_path, name):
+    READERS[name](tmp_path)
+    first, same, other = (build_with(tmp_path, name, 1, seed=seed) for seed in (1, 1, 2))
+    assert uids(first.val) == uids(same.val) != uids(other.val)
+    without = build_with(tmp_path, name, 1, val_shots=0)
+    assert without.val is None and uids(without.train_x) == uids(first.train_x)
+    after_without = random.random()  # Python's random after the lists without a val split ...
+    build_with(tmp_path, name, 1)
+    assert random.random() == after_without  # ... is the same with one
+    assert build_with(tmp_path, name, 0).val is None and build_with(tmp_path, name, -1).val is None
+
+
+@pytest.mark.parametrize("shots, per_class", [(1, 1), (4, 4), (16, 4)])
+def test_simulated_pairs_val_has_min_x_4_per_target_class(shots, per_class):
+    dataset = build_with("", "SimulatedPairs", shots)
+    assert per_label(dataset.val) == {label: per_class for label in dataset.target_labels}
+    assert not set(uids(dataset.val)) & (set(uids(dataset.train_x)) | set(uids(dataset.test)))

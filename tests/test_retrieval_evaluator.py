@@ -11,6 +11,7 @@ from sklearn.metrics import average_precision_score
 
 from conftest import coop_parse
 from trainers.config import get_cfg_default
+from trainers import retrieval_evaluator
 from trainers.retrieval_evaluator import RESULTS_FILE, Retrieval, mean_average_precision
 
 
@@ -60,16 +61,58 @@ def test_map_equals_sklearn_in_both_directions(num_queries, num_gallery, num_cla
         assert result.num_queries == len(q)
 
 
-def test_map_with_many_ties_equals_sklearn():
-    """Items copied from 6 distinct vectors tie exactly (bitwise equal scores) in both computations."""
+def copies_of_six_vectors(dtype=torch.float64):
+    """40 queries and 70 gallery items, each a copy of one of 6 distinct vectors (4 labels), and
+    the scikit-learn AP of every query on exact ties: each score computed once per distinct
+    pair of vectors, so copies share it bit for bit whatever the BLAS."""
     g = torch.Generator().manual_seed(11)
     distinct = torch.randn(6, 8, dtype=torch.float64, generator=g)
-    queries, gallery = distinct[torch.randint(6, (40,), generator=g)], distinct[torch.randint(6, (70,), generator=g)]
+    qi, gi = torch.randint(6, (40,), generator=g), torch.randint(6, (70,), generator=g)
     qy, gy = torch.randint(4, (40,), generator=g), torch.randint(4, (70,), generator=g)
-    for q, gal, q_labels, g_labels in [(queries, gallery, qy, gy), (gallery, queries, gy, qy)]:
-        result = mean_average_precision(q, gal, q_labels, g_labels, chunk_size=9)
-        expected = sklearn_ap(q, gal, q_labels, g_labels)
+    exact = cosine(distinct, distinct)[qi][:, gi]
+    assert np.diff(np.unique(exact.round(12))).min() > 1e-3  # distinct pairs are far from tying
+    relevant = qy[:, None].numpy() == gy[None, :].numpy()
+    expected = np.array([average_precision_score(rel, row) for rel, row in zip(relevant, exact)])
+    return distinct[qi].to(dtype), distinct[gi].to(dtype), qy, gy, expected
+
+
+def test_map_with_many_ties_equals_sklearn_on_exact_ties():
+    queries, gallery, qy, gy, expected = copies_of_six_vectors()
+    result = mean_average_precision(queries, gallery, qy, gy, chunk_size=9)
+    np.testing.assert_allclose(result.per_query.numpy(), expected, rtol=0, atol=1e-12)
+    for perm in (torch.randperm(70, generator=torch.Generator().manual_seed(s)) for s in range(3)):
+        shuffled = mean_average_precision(queries, gallery[perm], qy, gy[perm], chunk_size=9)
+        np.testing.assert_allclose(shuffled.per_query.numpy(), expected, rtol=0, atol=1e-12)
+    single = mean_average_precision(queries, gallery.float(), qy, gy, chunk_size=7)  # float32 scores
+    np.testing.assert_allclose(single.per_query.numpy(), expected, rtol=0, atol=1e-12)
+    scaled = gallery * 2.0 ** torch.randint(-3, 4, (70, 1), generator=torch.Generator().manual_seed(4))  # v, 2v, ...
+    np.testing.assert_allclose(mean_average_precision(queries, scaled, qy, gy).per_query.numpy(), expected,
+                               rtol=0, atol=1e-12)
+
+
+def test_ties_do_not_depend_on_the_matrix_multiply(monkeypatch):
+    """A BLAS that rounds every dot product its own way (here: +-1e-7 noise on each score, or
+    the features' dimensions summed in another order) leaves copies tied: each distinct vector
+    is scored once. Without that, the same noise on every gallery column moves the AP."""
+    queries, gallery, qy, gy, expected = copies_of_six_vectors()
+    noise = torch.Generator().manual_seed(5)
+
+    def noisy_similarity(q, g):
+        scores = q @ g.t()
+        return scores + 1e-7 * (2 * torch.rand(scores.shape, generator=noise, dtype=scores.dtype) - 1)
+
+    monkeypatch.setattr(retrieval_evaluator, "similarity", noisy_similarity)
+    for perm in (torch.arange(70), torch.randperm(70, generator=torch.Generator().manual_seed(1))):
+        result = mean_average_precision(queries, gallery[perm], qy, gy[perm], chunk_size=9)
         np.testing.assert_allclose(result.per_query.numpy(), expected, rtol=0, atol=1e-12)
+    dims = torch.randperm(8, generator=torch.Generator().manual_seed(2))  # another summation order
+    reordered = mean_average_precision(queries[:, dims], gallery[:, dims], qy, gy, chunk_size=9)
+    np.testing.assert_allclose(reordered.per_query.numpy(), expected, rtol=0, atol=1e-12)
+
+    per_column = noisy_similarity(F.normalize(queries, dim=1), F.normalize(gallery, dim=1)).numpy()
+    relevant = qy[:, None].numpy() == gy[None, :].numpy()
+    untied = np.array([average_precision_score(rel, row) for rel, row in zip(relevant, per_column)])
+    assert np.abs(untied - expected).max() > 1e-3  # the failure this rule prevents
 
 
 def test_float32_features_match_float64_reference():

@@ -3,7 +3,8 @@ text->image and their mean, printed as a Dassl-shaped result block and saved as 
 
 Relevance is "same class label". Scores are computed for one block of ``chunk_size`` queries
 at a time, so a 10k x 10k gallery never holds more than one ``chunk_size x N`` block of scores
-(plus its sorted copy, the sort order and a relevance mask: about 18 bytes per score).
+(plus its sorted copy, the sort order and a relevance mask: about 18 bytes per score). Copies of
+one gallery vector are scored once, so they tie exactly on every machine (see the tie rule).
 """
 import os
 from collections import OrderedDict
@@ -39,7 +40,17 @@ def mean_average_precision(queries, gallery, query_labels, gallery_labels, k=Non
     Ties: items of equal score form one group ranked at once, so each relevant item of a group
     gets the precision at the group's last rank (hits up to and including the group / its size).
     This is scikit-learn's ``average_precision_score`` rule (one threshold per distinct score);
-    it makes the result independent of the gallery's order. With a cutoff k inside a tie group,
+    it makes the result independent of the gallery's order. Which scores are equal must not
+    depend on the matrix-multiply library: one that blocks, fuses (FMA) or splits the sum over
+    threads differently can give two copies of one gallery vector scores a few 1e-7 apart, and
+    exact equality would then rank them apart (4 of 40 queries off by up to 0.003 AP on one
+    machine). So ties come from the features: gallery items with identical vectors (as given,
+    or after L2 normalisation, so ``v`` and ``2v`` are copies) are scored once per query and
+    share that score bit for bit; other items tie when their scores are exactly equal. A score
+    tolerance (e.g. 1e-6) was rejected: it also merges distinct items whose cosines happen to
+    lie close (common in a 10k gallery; one query of a random 257-item float64 gallery moved by
+    0.001 AP), so results without duplicates would no longer be scikit-learn's.
+    With a cutoff k inside a tie group,
     the group contributes the share of its relevant items that fits, r * m / n (m of its n items
     lie at ranks <= k), at precision (hits before the group + r * m / n) / k; with no ties this is
     exactly the definition above.
@@ -55,9 +66,11 @@ def mean_average_precision(queries, gallery, query_labels, gallery_labels, k=Non
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     cutoff = gallery.shape[0] if k is None else min(int(k), gallery.shape[0])
+    queries = F.normalize(queries, dim=1)
+    distinct, copy_of = distinct_vectors(gallery)
     per_query = torch.cat([
-        _average_precision(queries[i:i + chunk_size] @ gallery.t(), query_labels[i:i + chunk_size], gallery_labels,
-                           cutoff)
+        _average_precision(similarity(queries[i:i + chunk_size], distinct)[:, copy_of],
+                           query_labels[i:i + chunk_size], gallery_labels, cutoff)
         for i in range(0, queries.shape[0], chunk_size)])
     scored = ~per_query.isnan()
     if not scored.any():
@@ -66,8 +79,23 @@ def mean_average_precision(queries, gallery, query_labels, gallery_labels, k=Non
     return MeanAP(per_query[scored].mean().item(), per_query.cpu(), len(per_query), int((~scored).sum()))
 
 
+def similarity(queries, gallery):
+    """Cosine scores of L2-normalised rows: ``queries @ gallery^T`` (whatever BLAS torch uses)."""
+    return queries @ gallery.t()
+
+
+def distinct_vectors(gallery):
+    """``(distinct, copy_of)``: the L2-normalised distinct rows of ``gallery`` and, per gallery
+    row, the index of its distinct row (``distinct[copy_of]`` is the normalised gallery).
+    Identical rows are merged before normalising (so no normalisation rounding can set them
+    apart) and again after (so ``v`` and ``2v`` merge when they normalise alike)."""
+    raw, copy_of = torch.unique(gallery, dim=0, return_inverse=True)
+    distinct, merged = torch.unique(F.normalize(raw, dim=1), dim=0, return_inverse=True)
+    return distinct, merged[copy_of]
+
+
 def _checked(queries, gallery, query_labels, gallery_labels):
-    """Validate shapes, move everything to the queries' device, L2-normalise the features."""
+    """Validate shapes and values, move everything to the queries' device in one float dtype."""
     if queries.dim() != 2 or gallery.dim() != 2 or queries.shape[1] != gallery.shape[1]:
         raise ValueError(f"queries and gallery must be (n, d) and (N, d) with one d, got {tuple(queries.shape)} "
                          f"and {tuple(gallery.shape)}")
@@ -84,7 +112,7 @@ def _checked(queries, gallery, query_labels, gallery_labels):
     queries, gallery = queries.detach().to(device, dtype), gallery.detach().to(device, dtype)
     if not (queries.isfinite().all() and gallery.isfinite().all()):
         raise ValueError("features contain NaN or inf")
-    return F.normalize(queries, dim=1), F.normalize(gallery, dim=1), query_labels, gallery_labels
+    return queries, gallery, query_labels, gallery_labels
 
 
 def _average_precision(scores, query_labels, gallery_labels, cutoff):
