@@ -14,9 +14,8 @@ from .base import DatasetLayoutError
 from .manifest import PAIR_SPLIT_FILE, split_pairs
 from .pairs import PairDatum, RetrievalDatasetBase
 from .registry import DATASET_REGISTRY
-from .split_builders import listdir_nohidden
+from .split_builders import list_images, listdir_nohidden
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 CLASSNAMES = {"diningtable": "dining table", "pottedplant": "potted plant", "tvmonitor": "tv monitor"}
 
 
@@ -37,7 +36,7 @@ class PascalSentence(RetrievalDatasetBase):
 
     def images_of(self, category):
         folder = os.path.join(self.image_dir, category)
-        files = [f for f in listdir_nohidden(folder, sort=True) if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
+        files = list_images(folder, sort=True)
         if not files:
             raise DatasetLayoutError(f"PascalSentence category folder {folder} has no image")
         return files

@@ -126,6 +126,8 @@ _WORLDS = {}
 class SimulatedPairs(RetrievalDatasetBase):
     """Few-shot cross-modal retrieval on simulated CLIP features (no files, no class split file)."""
 
+    split_origin = "generated"
+
     @staticmethod
     def extend_cfg(cfg):
         cfg.DATASET.SIMULATED_PAIRS = CN()
