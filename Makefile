@@ -1,5 +1,5 @@
 # The two quick-start commands: `make demo` and `make test`. Each creates .venv and installs
-# requirements.txt on first use (torch/torchvision come pinned; see README "Install").
+# requirements.txt on first use (torch/torchvision come pinned; see README "Install by hand").
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python

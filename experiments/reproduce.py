@@ -31,7 +31,8 @@ LAUNCHERS = {"local": None, "slurm": "slurm", "submitit-local": "local"}  # -> s
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="scripts/reproduce.sh", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help="experiment: configs/experiments/<name>.yaml (or a path to such a file)")
     p.add_argument("--root", default=os.environ.get("DATA", ""), help="datasets root (default: $DATA)")
     p.add_argument("--output", help="output folder (default: the experiment's 'output')")

@@ -91,6 +91,9 @@ def main(argv=None):
                              "(csv is always long: one record per cell)")
     parser.add_argument("--plot", metavar="DEST", help="also write DEST_<metric>.png and DEST_<metric>.pdf")
     args = parser.parse_args(argv)
+    missing = [root for root in args.roots if not os.path.isdir(root)]
+    if missing:
+        sys.exit(f"no such folder: {', '.join(missing)}")
 
     runs = scan(args.roots, test_log=True if args.test_log else None)
     published = load_published(args.published_file) if args.published is not False else None

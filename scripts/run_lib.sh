@@ -1,7 +1,9 @@
 # Shared by the run scripts (source it from the repository root): the environment they read,
 # with defaults, and run_once.
 DATA=${DATA:-/path/to/datasets}  # the datasets root
-PYTHON=${PYTHON:-python}
+if [ -z "${PYTHON:-}" ]; then  # the project's environment (make install / make demo) when it exists
+    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
+fi
 SEEDS=${SEEDS:-"1 2 3"}
 VARIANT=${VARIANT:-}  # optional sub-folder under <cfg>_<K>shots
 

@@ -31,3 +31,35 @@ def test_zero_shot_script_writes_coop_layout_and_skips_a_finished_run(tmp_path):
     again = subprocess.run(["bash", str(script), "simulated", "sim"], check=True, env=env,
                            capture_output=True, text=True)
     assert "The results exist at" in again.stdout
+
+
+def test_run_scripts_use_the_project_venv_without_activation(tmp_path):
+    """PYTHON unset: the method scripts run .venv/bin/python (what `make install` creates), as
+    reproduce.sh does; an explicit PYTHON still wins."""
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "scripts", repo / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
+    venv_python = repo / ".venv" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.write_text('#!/bin/sh\n[ "$1 $2" = "-m reports.finished" ] && exit 1\necho "venv python $@"\n')
+    venv_python.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON"} | {"DATA": "/data", "SEEDS": "1"}
+    out = subprocess.run(["bash", repo / "scripts/cmm/main.sh", "dtd", "rn50", "4"], check=True, env=env,
+                         capture_output=True, text=True).stdout
+    assert out.startswith("venv python train.py --root /data --seed 1 --trainer CMM")
+    env["PYTHON"] = "echo"
+    out = subprocess.run(["bash", repo / "scripts/cmm/main.sh", "dtd", "rn50", "4"], check=True, env=env,
+                         capture_output=True, text=True).stdout
+    assert "venv python" not in out
+
+
+def test_results_on_a_missing_folder_says_so(tmp_path):
+    missing = tmp_path / "output" / "simulatd"
+    done = subprocess.run([sys.executable, ROOT / "scripts/results.py", missing], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert done.returncode == 1 and done.stderr.strip() == f"no such folder: {missing}"
+
+
+def test_reproduce_help_names_the_script_the_user_typed():
+    done = subprocess.run(["bash", ROOT / "scripts/reproduce.sh", "--help"], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHON=sys.executable))
+    assert done.returncode == 0 and done.stdout.startswith("usage: scripts/reproduce.sh")
