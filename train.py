@@ -1,4 +1,4 @@
-"""Entry point with CoOp's command line:
+r"""Entry point with CoOp's command line:
 
     python train.py --root DATA --seed 1 --trainer ZeroshotCLIP \
         --dataset-config-file configs/datasets/oxford_pets.yaml \
@@ -29,17 +29,8 @@ import shlex
 import sys
 import traceback
 
-import datasets  # noqa: F401  (registers the datasets)
-import trainers  # noqa: F401  (registers the trainers)
-from datasets.atomic_io import atomic_path
-from datasets.registry import DATASET_REGISTRY
-from reports.runs import resumed_line, run_status
-from trainers.config import get_cfg_default, merge_file, merge_opts, resolve_seed
-from trainers.environment import collect_env_info, environment_summary
-from trainers.logger import log_to
-from trainers.registry import TRAINER_REGISTRY, build_trainer
-from trainers.run_provenance import write_run_provenance
-from trainers.seeding import set_random_seed
+# The library (torch, open_clip, every trainer and dataset) is imported inside the functions that
+# use it, so `python train.py --help` answers at once.
 
 
 def build_parser():
@@ -65,6 +56,8 @@ def build_parser():
 
 
 def setup_cfg(args):
+    from trainers.config import get_cfg_default, merge_file, merge_opts, resolve_seed
+
     cfg = get_cfg_default()
     if args.dataset_config_file:
         merge_file(cfg, args.dataset_config_file)
@@ -98,6 +91,8 @@ def print_args(args, cfg):
 
 def save_config(cfg, path):
     """The resolved config as yaml (``merge_file(get_cfg_default(), path)`` rebuilds it), atomically."""
+    from datasets.atomic_io import atomic_path
+
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         f.write(cfg.dump())
 
@@ -105,6 +100,9 @@ def save_config(cfg, path):
 def check_registered(cfg):
     """Before any output is written: the trainer and the dataset are registered names, else the
     registry's one-line KeyError with the close names ("did you mean")."""
+    from datasets.registry import DATASET_REGISTRY
+    from trainers.registry import TRAINER_REGISTRY
+
     for registry, name, how in ((TRAINER_REGISTRY, cfg.TRAINER.NAME, "--trainer NAME"),
                                 (DATASET_REGISTRY, cfg.DATASET.NAME, "--dataset-config-file <yaml> or DATASET.NAME")):
         if not name:
@@ -115,6 +113,8 @@ def check_registered(cfg):
 def log_continuation(output_dir):
     """The ``resumed_line`` to continue ``log.txt`` after when it holds a run that did not finish,
     else None (a fresh folder gets ``log.txt``; a finished one ``log.txt-<timestamp>``)."""
+    from reports.runs import resumed_line, run_status
+
     status = run_status(output_dir)
     if not status.has_log or status.finished:
         return None
@@ -124,10 +124,18 @@ def log_continuation(output_dir):
 def refuse_test_only_training(cfg):
     """Before any output is written: a trainer that fits on the training split refuses a test-only
     set (``TrainerBase.check_trains_on``); the names are known to be registered (``check_registered``)."""
+    from datasets.registry import DATASET_REGISTRY
+    from trainers.registry import TRAINER_REGISTRY
+
     TRAINER_REGISTRY.get(cfg.TRAINER.NAME).check_trains_on(DATASET_REGISTRY.get(cfg.DATASET.NAME))
 
 
 def run(cfg, args, drew_seed, log, command):
+    from trainers.environment import collect_env_info, environment_summary
+    from trainers.registry import build_trainer
+    from trainers.run_provenance import write_run_provenance
+    from trainers.seeding import set_random_seed
+
     print(f"{environment_summary(command)}\n")
     save_config(cfg, log.companion("config.yaml"))
     if drew_seed:
@@ -153,6 +161,7 @@ def main(argv=None, echo=True):
     """Run one experiment; everything printed also goes to ``<OUTPUT_DIR>/log.txt``."""
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = build_parser().parse_args(argv)
+    from trainers.logger import log_to  # after parsing: --help imports no torch
     cfg, drew_seed = setup_cfg(args)
     check_registered(cfg)
     if not (args.eval_only or args.no_train):

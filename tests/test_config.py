@@ -1,7 +1,11 @@
 """Config: Dassl key names, merge order, and errors that name the key and the file."""
+import subprocess
+import sys
+
 import pytest
 
 import train
+from conftest import ROOT
 from trainers.config import ConfigError, get_cfg_default
 from trainers.registry import TRAINER_REGISTRY
 
@@ -72,3 +76,11 @@ def test_every_trainer_declares_its_own_node():
 def test_unknown_trainer_lists_the_registered_ones():
     with pytest.raises(KeyError, match="unknown trainer 'ZeroShotClip'. Did you mean ZeroshotCLIP"):
         TRAINER_REGISTRY.get("ZeroShotClip")
+
+
+def test_help_imports_no_torch_and_shows_the_usage_example_as_written():
+    probe = ("import runpy, sys\nsys.argv = ['train.py', '--help']\ntry:\n    runpy.run_path('train.py', "
+             "run_name='__main__')\nexcept SystemExit:\n    pass\nprint('torch imported:', 'torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.rstrip().endswith("torch imported: False")
+    assert "--trainer ZeroshotCLIP \\\n        --dataset-config-file configs/datasets/oxford_pets.yaml \\\n" in done.stdout
