@@ -8,8 +8,9 @@
    torchrun);
 3. run everything: finished runs are skipped (``reports.runs.run_status``: log.txt has the test
    result), a folder left half-written is redone from scratch;
-4. write ``<output>/report/``: the results table (md, csv, tex), the curves (png, pdf) and
-   ``provenance.json`` (git commit, packages, config hashes, device, timings).
+4. write ``<output>/report/``: the results table (md, csv, tex), the curves (png, pdf),
+   ``provenance.json`` (one record per invocation: git commit, packages, config hashes, device,
+   timings, the run folders it ran) and ``made_by.md`` (which invocation made which cell).
 Names are files in ``configs/experiments/``; ``--dry-run`` prints the runs and the extraction.
 """
 import argparse
@@ -24,7 +25,7 @@ import time
 from .launchers import run_local, run_submitit, submitit_params
 from .plan import extraction_lines, run_lines
 from .prerequisites import missing_prerequisites
-from .provenance import write_provenance
+from .provenance import invocation_record, now, read_history, write_provenance
 from .spec import REPO, ExperimentError, load_experiment
 
 LAUNCHERS = {"local": None, "slurm": "slurm", "submitit-local": "local"}  # -> submitit cluster
@@ -147,8 +148,13 @@ def main(argv=None):
     if args.dry_run:
         return None
 
+    report_dir = os.path.join(experiment.output, "report")
+    try:
+        history = read_history(os.path.join(report_dir, "provenance.json"))
+    except ExperimentError as e:
+        sys.exit(f"error: {e}")
     submitit_folder = os.path.join(experiment.output, "submitit")
-    start = time.time()
+    start, started_at = time.time(), now()
     from reports.runs import run_status
 
     unfinished = [r for r in experiment.runs if not run_status(r.out, r.end_signal).finished]
@@ -156,18 +162,19 @@ def main(argv=None):
     extracted = time.time()
     results = execute(experiment.stages(), root, args, submitit_folder)
     trained = time.time()
-    report_dir = os.path.join(experiment.output, "report")
     table = write_report(experiment.output, report_dir)
     timings = {"extraction": round(extracted - start, 2), "runs": round(trained - extracted, 2),
                "report": round(time.time() - trained, 2), "total": round(time.time() - start, 2)}
     launch = {"launcher": args.launcher, "jobs": args.jobs, "extract_procs": args.extract_procs, "root": root,
               "output": os.path.abspath(experiment.output), "feature_cache": cache_root(), "extraction": extraction}
-    write_provenance(os.path.join(report_dir, "provenance.json"), experiment, launch, timings, results)
+    record = invocation_record(len(history) + 1, started_at, experiment, launch, timings, results)
+    write_provenance(report_dir, experiment, history, record)
     failed = [r for r in results if r.status == "failed"]
     print(f"\n{table}")
     print(f"{sum(r.status == 'done' for r in results)} run(s) done, {sum(r.status == 'skipped' for r in results)} "
           f"already finished, {len(failed)} failed; extraction {timings['extraction']:.1f}s, runs "
-          f"{timings['runs']:.1f}s, total {timings['total']:.1f}s.\nReport: {report_dir}")
+          f"{timings['runs']:.1f}s, total {timings['total']:.1f}s.\nReport: {report_dir} (invocation "
+          f"#{record['number']}; made_by.md says which invocation made which cell)")
     if failed:
         print("Failed runs (the traceback is in each folder's log.txt):", file=sys.stderr)
         print("\n".join(f"  {r.out}: {r.error}" for r in failed), file=sys.stderr)

@@ -492,3 +492,52 @@ def test_a_split_of_unknown_origin_gets_no_delta(tmp_path):
     [row] = tables_of([tmp_path], load_published())["accuracy"].rows
     assert row.published.value == 63.70 and row.delta is None and row.mark == "†"
     assert [why for _, why in row.caveats] == ["split unknown (not the published split)"]
+
+
+MANY_TRAINERS = ["CMM", "FLEXCLIP", "CoOp", "CoCoOp", "TipAdapter", "TipAdapterF", "CLIPAdapter", "LinearProbe",
+                 "ProGrad", "MaPLe", "KgCoOp", "PLOT", "ZeroshotCLIP"]
+
+
+def test_the_plot_stays_readable_with_thirteen_methods(tmp_path):
+    from reports.plots import PUBLISHED_LINESTYLE, figure, styles
+
+    root = tmp_path / "many"
+    for i, trainer in enumerate(MANY_TRAINERS):
+        for dataset in ("dtd", "eurosat"):
+            for k in (1, 16):
+                write(root, f"{dataset}/{trainer}/rn50_{k}shots/seed1", training_log(50.0 + i + k / 4))
+    series = plot_series(tables_of([root], load_published())["accuracy"])
+    ours = [s for s in series if not s.published]
+    assert {s.label for s in ours} == set(MANY_TRAINERS)  # "(rn50)", on every label, is left out
+    assert any(s.published for s in series)  # CoOp / Tip-Adapter published values: dashed lines too
+
+    fig = figure(series, "accuracy")
+    fig.canvas.draw()
+    [legend] = fig.legends  # one legend for the whole figure, none per panel
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["dtd", "eurosat", AVERAGE_PANEL]
+    assert all(ax.get_legend() is None for ax in panels)
+    box = legend.get_window_extent()
+    assert all(box.x0 >= ax.get_window_extent().x1 for ax in panels)  # beside the axes, not over or under them
+    handles = dict(zip((t.get_text() for t in legend.get_texts()), legend.legend_handles))
+    assert set(handles) == {s.label for s in series}
+    dashes = {label: str(style["linestyle"]) for label, style in styles(series).items()}  # matplotlib shows "--"
+    look = {label: (h.get_marker(), dashes[label], h.get_color()) for label, h in handles.items()}
+    assert len({look[label] for label in MANY_TRAINERS}) == len(MANY_TRAINERS)  # each of ours looks different
+    for s in series:
+        if s.published:  # dashed, in its method's colour, a dash no line of ours has
+            assert dashes[s.label] == str(PUBLISHED_LINESTYLE) and look[s.label][2] == look[s.method][2]
+        else:
+            assert dashes[s.label] != str(PUBLISHED_LINESTYLE)
+    width, height = fig.get_size_inches()
+    one = figure([s for s in series if s.panel == "dtd"], "accuracy")
+    assert one.get_size_inches()[0] < width - 2 * 3.5  # the figure grows with the panels, not the panels shrink
+    assert panels[0].get_window_extent().width / fig.dpi > 3.0  # each panel keeps >3 inches of width
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    plt.close(one)
+
+    write(root, "dtd/CMM/vit_b16_16shots/seed1", training_log(70.0))  # two configs: the cfg is what tells them apart
+    labels = {s.label for s in plot_series(tables_of([root])["accuracy"]) if not s.published}
+    assert {"CMM (rn50)", "CMM (vit_b16)"} <= labels
