@@ -11,5 +11,5 @@ DATASET=$1
 CFG=$2
 TRAINER=${3:-ZeroshotCLIP}
 
-run_once "output/${DATASET}/${TRAINER}/${CFG}_0shots/seed1" "${DATASET}" "${TRAINER}" \
+run_once "${OUTPUT}/${DATASET}/${TRAINER}/${CFG}_0shots/seed1" "${DATASET}" "${TRAINER}" \
     "configs/trainers/ZeroshotCLIP/${CFG}.yaml" 1
