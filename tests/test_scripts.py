@@ -36,12 +36,7 @@ def test_zero_shot_script_writes_coop_layout_and_skips_a_finished_run(tmp_path):
 def test_run_scripts_use_the_project_venv_without_activation(tmp_path):
     """PYTHON unset: the method scripts run .venv/bin/python (what `make install` creates), as
     reproduce.sh does; an explicit PYTHON still wins."""
-    repo = tmp_path / "repo"
-    shutil.copytree(ROOT / "scripts", repo / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
-    venv_python = repo / ".venv" / "bin" / "python"
-    venv_python.parent.mkdir(parents=True)
-    venv_python.write_text('#!/bin/sh\n[ "$1 $2" = "-m reports.finished" ] && exit 1\necho "venv python $@"\n')
-    venv_python.chmod(0o755)
+    repo = fake_venv_scripts(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "PYTHON"} | {"DATA": "/data", "SEEDS": "1"}
     out = subprocess.run(["bash", repo / "scripts/cmm/main.sh", "dtd", "rn50", "4"], check=True, env=env,
                          capture_output=True, text=True).stdout
