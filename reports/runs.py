@@ -54,11 +54,12 @@ def read_metrics(log_path, end_signal=END_SIGNAL):
 
 
 def last_run_lines(log_path):
-    """The lines of ``log_path`` after its last ``resumed_line`` (all of them without one)."""
+    """``(lines, resumed)``: the lines of ``log_path`` after its last ``resumed_line`` (all of them
+    without one), and how many such lines it holds."""
     with open(log_path) as f:
         lines = f.read().splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith(RESUMED_PREFIX)]
-    return lines[starts[-1] + 1:] if starts else lines
+    return (lines[starts[-1] + 1:] if starts else lines), len(starts)
 
 
 def signal_of(lines):
@@ -78,7 +79,7 @@ def signal_of(lines):
 
 def end_signal_of(log_path):
     """``signal_of`` the last run in a log file (``last_run_lines``)."""
-    return signal_of(last_run_lines(log_path))
+    return signal_of(last_run_lines(log_path)[0])
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,7 @@ def run_status(folder, end_signal=None):
     log = os.path.join(folder, LOG_NAME)
     if not os.path.isfile(log):
         return RunStatus(folder, has_log=False, why=f"no {LOG_NAME}")
-    with open(log) as f:
-        resumed = sum(line.startswith(RESUMED_PREFIX) for line in f)
-    lines = last_run_lines(log)
+    lines, resumed = last_run_lines(log)
     signal = end_signal or signal_of(lines)
     metrics = metrics_of(lines, signal)
     eval_only = signal == TEST_LOG_SIGNAL
