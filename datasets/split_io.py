@@ -9,6 +9,7 @@ import os
 
 from .atomic_io import write_json
 from .datum import Datum
+from .hashing import file_sha256
 
 SPLITS = ("train", "val", "test")
 ORIGINS = ("published", "rebuilt", "generated", "unknown")  # where a split comes from (see ``split_record``)
@@ -44,15 +45,6 @@ def save_split(train, val, test, path, image_dir):
     split = {key: items_to_records(items, image_dir) for key, items in zip(SPLITS, (train, val, test))}
     write_json(split, path)
     print(f"Saved split to {path}")
-
-
-def file_sha256(path):
-    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def relative_path(impath, image_dir):

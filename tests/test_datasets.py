@@ -11,7 +11,7 @@ import pytest
 from coop_layouts import CALTECH_CLASSES, FLOWER_LABELS, IMAGENET_CLASSES, LAYOUTS, as_tuples, build, reference_fewshot
 from datasets.base import DatasetBase, DatasetLayoutError
 from datasets.registry import DATASET_REGISTRY
-from datasets.split_io import file_sha256
+from datasets.hashing import file_sha256
 from trainers.config import get_cfg_default
 
 FOLDER_STYLE = {"split": (18, 6, 6), "raw": (15, 6, 9)}  # 3 classes x 10: written split / CoOp's 50/20/30

@@ -31,6 +31,7 @@ from huggingface_hub import try_to_load_from_cache
 from open_clip import pretrained as oc_pretrained
 
 from datasets.atomic_io import write_json
+from datasets.hashing import file_sha256
 
 from .feature_cache import writing_to
 
@@ -156,11 +157,7 @@ def file_digest(path, memo_path=None):
     memo = read_digest_memo(memo_path) if memo_path else {}
     if key in memo:
         return memo[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    digest = h.hexdigest()
+    digest = file_sha256(path, block_size=1 << 22)
     if memo_path:
         memo[key] = digest
         with writing_to(os.path.dirname(os.path.abspath(memo_path))):

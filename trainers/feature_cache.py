@@ -23,6 +23,7 @@ from contextlib import contextmanager
 import torch
 
 from datasets.atomic_io import torch_save
+from datasets.hashing import file_sha256
 
 FORMAT = 2  # 2: image identities in the key, payload checksum
 IMAGE_IDENTITY_MODES = ("stat", "sha256")
@@ -66,16 +67,8 @@ def file_identities(paths, mode):
     if mode == "stat":
         return [[st.st_size, st.st_mtime_ns] for st in map(os.stat, paths)]
     if mode == "sha256":
-        return [content_digest(path) for path in paths]
+        return [file_sha256(path) for path in paths]
     raise ValueError(f"FEATURES.IMAGE_IDENTITY must be one of {', '.join(IMAGE_IDENTITY_MODES)}, got {mode!r}")
-
-
-def content_digest(path):
-    digest = hashlib.sha256()  # hashlib.file_digest needs Python 3.11; we support 3.10
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def payload_checksum(features):
