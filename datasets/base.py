@@ -129,7 +129,7 @@ class DatasetBase:
         min(K, 4)), then base/new subsampling."""
         self.split_provenance = split_record(self.split_origin, self.split_source, train, val, test,
                                              self.image_dir)
-        self.full_val = subsample_classes(train, val, subsample=cfg.DATASET.SUBSAMPLE_CLASSES)[1]  # pre-few-shot val
+        full_val = self.full_val_source(train, val)
         if not self.test_only:
             train, val = apply_fewshot(
                 train,
@@ -140,8 +140,14 @@ class DatasetBase:
                 image_dir=self.image_dir,
                 sample_val=self.sample_fewshot_val,
             )
-        train, val, test = subsample_classes(train, val, test, subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
+        train, val, test, self.full_val = subsample_classes(train, val, test, full_val,
+                                                            subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
         self.set_splits(train, val, test)
+
+    def full_val_source(self, train, val):
+        """The val list before few-shot sampling (``full_val``: what the full_val / lpclip selection
+        protocols read); ImageNet, whose val is its test set, holds out training images instead."""
+        return val
 
     def sample_fewshot_val(self, train, val, num_shots, fewshot_train):
         """CoOp: the validation set is sampled like train, with min(K, 4) shots."""

@@ -22,7 +22,7 @@ import random
 
 from .base import DatasetBase, DatasetLayoutError
 from .datum import Datum
-from .fewshot import generate_fewshot, split_by_label, subsample_classes
+from .fewshot import generate_fewshot, split_by_label
 from .registry import DATASET_REGISTRY
 from .split_builders import list_images, listdir_nohidden
 
@@ -92,7 +92,9 @@ class ImageNet(ImageNetFolders):
             print("Warning: ImageNet with all training images validates on its test set (ILSVRC val), "
                   "as CoOp does: anything searched or selected on val sees test data")
         super().setup_splits(cfg, train, val, test)
-        self.full_val = subsample_classes(train, held_out_images(train), subsample=cfg.DATASET.SUBSAMPLE_CLASSES)[1]
+
+    def full_val_source(self, train, val):
+        return held_out_images(train)
 
     def sample_fewshot_val(self, train, val, num_shots, fewshot_train):
         """min(K, 4) per class from the training images left out of the K-shot list."""
