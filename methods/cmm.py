@@ -6,11 +6,14 @@ features into the text space, the trainable text prototypes, the fused logits an
     loss = CE(logits, y) + lambda * mean(relu(d(v', T_y) - min_{c != y} d(v', T_c) + margin))
 
 ``v`` is the L2-normalised frozen image feature, ``T0`` the template-mean text prototypes,
-``T`` a trainable copy of them, ``s`` CLIP's logit scale.
+``T`` a trainable copy of them, ``s`` CLIP's logit scale. ``gda_map_init`` gives the map
+another start (an ablation): GDA's closed form (methods/gda.py) carried into the text space.
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .gda import fit_gda
 
 
 class CrossModalMap(nn.Module):
@@ -26,6 +29,11 @@ class CrossModalMap(nn.Module):
             nn.init.kaiming_uniform_(weight, a=5 ** 0.5)  # nn.Linear's default
         self.weight = nn.Parameter(weight)
         self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
+
+    @torch.no_grad()
+    def initialise(self, weight):
+        """Start from ``weight`` instead of the default (e.g. ``gda_map_init``'s)."""
+        self.weight.copy_(weight)
 
     def forward(self, v):
         out = v @ self.weight
@@ -58,6 +66,37 @@ class CMMHead(nn.Module):
         if not self.fusion:
             return cmm, mapped
         return self.logit_scale * v @ self.zero_shot_prototypes.t() + self.alpha * cmm, mapped
+
+
+def gda_map_init(features, labels, prototypes, residual=True):
+    """CMM's map weight initialised from GDA's closed form on the training ``features``.
+
+    GDA's scores are affine, ``v Wg + bg`` (``fit_gda``); the map is linear, so the bias is
+    carried by ``u``, the least-squares direction with ``v u ~ 1`` on the training features
+    (L2-normalised CLIP features lie in a cone, so ``v u`` stays close to 1):
+    ``A = Wg + u bg`` gives ``v A ~ v Wg + bg``. CMM scores ``v' T0^T`` (up to the per-sample
+    norm of ``v'``, which changes no ranking). The map ``v' = v M`` closest to CMM's zero start
+    (M = I) with ``M T0^T = k A`` is
+        M = I + (k A - T0^T) pinv(T0^T)      (least change in Frobenius norm; least squares
+                                              when there are more classes than dimensions)
+    i.e. ``v' = v (I - Pi) + k v A pinv(T0^T)``, Pi the projector onto the prototypes' span: the
+    part of v outside it is kept, the part inside becomes GDA's scores carried into the text
+    space, so the initial CMM logits rank classes as GDA does. ``k`` gives those scores
+    zero-shot's spread over classes (mean over the training features of the std over classes
+    of ``v T0^T``), so the fusion weighs both terms as at the zero start. Residual maps get
+    ``M - I``; a map bias, when there is one, stays zero.
+    """
+    v = F.normalize(features.double(), dim=-1)
+    t = F.normalize(prototypes.double().to(v.device), dim=-1).t()  # [d, C]
+    gda_weight, gda_bias = (x.double() for x in fit_gda(v, labels, t.shape[1]))
+    ones = torch.ones(len(v), dtype=v.dtype, device=v.device)
+    u = torch.linalg.pinv(v.t() @ v) @ (v.t() @ ones)  # min-norm least squares of v u = 1
+    affine = gda_weight + u[:, None] * gda_bias[None]
+    k = (v @ t).std(dim=1).mean() / (v @ affine).std(dim=1).mean()
+    delta = (k * affine - t) @ torch.linalg.pinv(t)  # M - I
+    if not residual:
+        delta = delta + torch.eye(delta.shape[0], dtype=delta.dtype, device=delta.device)
+    return delta.float()
 
 
 def prototype_distances(mapped, prototypes, distance="cosine"):

@@ -2,4 +2,4 @@
 
 Importing this package registers every trainer (``--trainer NAME``).
 """
-from . import clip_adapter, cmm, coop, flex_clip, linear_probe, tip_adapter, zeroshot_clip  # noqa: F401
+from . import clap, clip_adapter, cmm, coop, flex_clip, gda, linear_probe, lp_plus_plus, tip_adapter, zeroshot_clip  # noqa: F401

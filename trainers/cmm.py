@@ -21,7 +21,7 @@ import torch
 from yacs.config import CfgNode as CN
 
 from datasets.atomic_io import write_json
-from methods.cmm import CMMHead, cmm_loss
+from methods.cmm import CMMHead, cmm_loss, gda_map_init
 from methods.modality_gap import gap_metrics
 from methods.zero_shot import class_prototypes
 
@@ -32,6 +32,8 @@ from .optim import build_optimizer
 from .registry import TRAINER_REGISTRY
 from .search import grid_search
 from .templates import templates_for
+
+MAP_INITS = ("zero", "gda")  # TRAINER.CMM.MAP_INIT
 
 
 @TRAINER_REGISTRY.register()
@@ -51,6 +53,9 @@ class CMM(FeatureTrainer):
         c.BIAS = False  # an additive bias in the map
         c.TRAIN_PROTOTYPES = True  # T trainable (paper); False: T frozen at T0 (ablation)
         c.FUSION = True  # zero-shot + alpha * CMM (paper); False: CMM logits alone (ablation)
+        # zero: W = 0, CMM starts as zero-shot CLIP (paper); gda: W from GDA's closed form on the
+        # training views (methods.cmm.gda_map_init; ablation)
+        c.MAP_INIT = "zero"
         c.PROTOTYPE_LR_MULT = 1.0  # lr of T relative to OPTIM.LR (the map's)
         c.TEMPLATES = "ensemble"  # T0 = template mean (paper): CoOp's ensemble; or "custom"
         c.SEARCH = False  # choose ALPHA / LAMBDA / LR on the few-shot val split
@@ -61,6 +66,9 @@ class CMM(FeatureTrainer):
     # --- model --------------------------------------------------------------------------
     def build_model(self):
         c = self.cfg.TRAINER.CMM
+        if c.MAP_INIT not in MAP_INITS:
+            raise ValueError(f"TRAINER.CMM.MAP_INIT must be one of {list(MAP_INITS)}, got {c.MAP_INIT!r}")
+        self.map_init = None  # the map weight every new head starts from; set by before_train for gda
         templates = templates_for(self.cfg.DATASET.NAME, c.TEMPLATES)
         self.zero_shot_prototypes = class_prototypes(self.class_text_features(templates))
         self.hparams = {"alpha": c.ALPHA, "lam": c.LAMBDA, "lr": self.cfg.OPTIM.LR}
@@ -68,13 +76,15 @@ class CMM(FeatureTrainer):
         self.register_model("cmm", self.head, optim, sched)
         print(f"CMM: {len(templates)} template(s), alpha={c.ALPHA}, lambda={c.LAMBDA}, margin={c.MARGIN}, "
               f"distance={c.DISTANCE}, negative={c.NEGATIVE}, residual={c.RESIDUAL}, "
-              f"train_prototypes={c.TRAIN_PROTOTYPES}, fusion={c.FUSION}")
+              f"train_prototypes={c.TRAIN_PROTOTYPES}, fusion={c.FUSION}, map init={c.MAP_INIT}")
 
     def new_head(self, alpha, lam, lr):
         """A fresh CMM head with its AdamW optimiser and per-iteration cosine schedule."""
         c = self.cfg.TRAINER.CMM
         head = CMMHead(self.zero_shot_prototypes, self.features.logit_scale, alpha=alpha, residual=c.RESIDUAL,
                        bias=c.BIAS, train_prototypes=c.TRAIN_PROTOTYPES, fusion=c.FUSION).to(self.device)
+        if self.map_init is not None:
+            head.map.initialise(self.map_init)
         groups = [{"params": list(head.map.parameters()), "lr": lr}]
         if c.TRAIN_PROTOTYPES:
             groups.append({"params": [head.prototypes], "lr": lr * c.PROTOTYPE_LR_MULT})
@@ -104,6 +114,12 @@ class CMM(FeatureTrainer):
         views = self.train_views()
         views.features = views.features.to(self.device)
         views.labels = views.labels.to(self.device)
+        if self.cfg.TRAINER.CMM.MAP_INIT == "gda":
+            self.map_init = gda_map_init(views.features.flatten(0, 1), views.labels.repeat(views.features.shape[0]),
+                                         self.zero_shot_prototypes, residual=self.cfg.TRAINER.CMM.RESIDUAL)
+            self.head.map.initialise(self.map_init)
+            print(f"CMM: map initialised from GDA's closed form on {views.features.shape[0]} views x "
+                  f"{views.features.shape[1]} images (|W|_F = {self.map_init.norm():.3f})")
         self.train_loader_x = self.view_batches(views, self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
         if self.cfg.TRAINER.CMM.SEARCH:
             self.search_hyperparameters()
