@@ -62,8 +62,9 @@ def test_trainers_and_extra_datasets_are_registered_in_dassl():
 
     our_trainers, our_datasets = ours.trainers.registry.TRAINER_REGISTRY, ours.datasets.registry.DATASET_REGISTRY
     assert dassl_plugin.TRAINER_NAMES == {
-        "CLIPAdapter": "CLIPAdapter", "CMM": "CMM", "FLEXCLIP": "FLEXCLIP", "LinearProbe": "LinearProbe",
-        "TipAdapter": "TipAdapter", "TipAdapterF": "TipAdapterF",
+        "CLAP": "CLAP", "CLIPAdapter": "CLIPAdapter", "CMM": "CMM", "FLEXCLIP": "FLEXCLIP", "GDA": "GDA",
+        "LinearProbe": "LinearProbe", "LPPlusPlus": "LPPlusPlus", "TipAdapter": "TipAdapter",
+        "TipAdapterF": "TipAdapterF", "ZSLP": "ZSLP",
         "ZeroshotCLIP": "ZeroshotCLIPOC", "ZeroshotCLIP2": "ZeroshotCLIP2OC"}  # CoOp's checkout has ZeroshotCLIP(2)
     for name, registered_as in dassl_plugin.TRAINER_NAMES.items():
         cls = TRAINER_REGISTRY.get(registered_as)

@@ -210,7 +210,9 @@ def test_missing_and_failed_runs_are_listed_by_folder(tree, capsys):
 def test_published_file_parses_and_every_row_has_a_source():
     published = load_published()
     assert published.values and all(v.source.strip() and v.label.strip() for v in published.values)
-    assert {c.method: c.arxiv for c in published.claims} == {"CMM": "2412.20110", "FLEXCLIP": "2411.17454"}
+    assert {c.method: c.arxiv for c in published.claims} == {"CMM": "2412.20110", "FLEXCLIP": "2411.17454",
+                                                             "LPPlusPlus": "2404.02285", "ZSLP": "2312.12730",
+                                                             "CLAP": "2312.12730"}
     assert all(c.status == "claimed, not tabulated" and c.claim for c in published.claims)
     assert published.find("CoOp", "RN50", "dtd", 16).value == 63.70
     assert published.find("TipAdapterF", "RN50", "eurosat", 2).value == 66.15
@@ -231,7 +233,8 @@ def test_published_averages_equal_the_mean_of_their_datasets():
         if "average" in values and all(d in values for d in FEWSHOT_DATASETS):
             assert values["average"] == pytest.approx(np.mean([values[d] for d in FEWSHOT_DATASETS]), abs=0.01)
             checked += 1
-    assert checked == 1 + 4 * 5 + 1  # zero-shot; CoOp, Tip, Tip-F, CLIP-Adapter x 5 shots; GDA ViT-B/16
+    # zero-shot; CoOp, Tip, Tip-F, CLIP-Adapter x 5 shots; GDA ViT-B/16; GDA RN50 x 5 shots; GDA RN101, ViT-B/32
+    assert checked == 1 + 4 * 5 + 1 + 5 + 2
 
 
 @pytest.mark.parametrize("entry, message", [
