@@ -14,7 +14,7 @@ TRAINER.GDA.PROTOCOL names:
   few-shot images, as Tip-Adapter's ``full_val`` is.
 A grid of one value fixes alpha and reads no val split. The test split is never read by ``fit()``.
 The classifier (text prototypes, W, b, alpha) is a registered module of buffers: ``--eval-only
---model-dir`` reloads it, on a subset of the classes too (rows / columns picked by class name).
+--model-dir`` reloads it, on a subset of the classes too (rows / columns picked by class id, the wnid).
 """
 import torch
 import torch.nn.functional as F

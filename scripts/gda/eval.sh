@@ -4,7 +4,7 @@
 #   DATA=/data bash scripts/gda/eval.sh CFG SHOTS [KEY VALUE ...]
 #   e.g. DATA=/data bash scripts/gda/main.sh imagenet rn50 16 && DATA=/data bash scripts/gda/eval.sh rn50 16
 # The checkpoint holds the text classifier, GDA's W and b and the searched alpha; on A / R
-# (200 of the 1000 classes) the rows / columns are picked by class name.
+# (200 of the 1000 classes) the rows / columns are picked by class id (wnid).
 set -euo pipefail
 CFG=$1
 SHOTS=$2

@@ -5,7 +5,7 @@
 #   e.g. DATA=/data bash scripts/tip_adapter/main.sh imagenet rn50 16 TipAdapterF \
 #        && DATA=/data bash scripts/tip_adapter/eval.sh rn50 16 TipAdapterF
 # The checkpoint holds the cache, the text classifier and the searched alpha / beta; on A / R
-# (200 of the 1000 classes) the value columns and text rows are picked by class name.
+# (200 of the 1000 classes) the value columns and text rows are picked by class id (wnid).
 set -euo pipefail
 CFG=$1
 SHOTS=$2
