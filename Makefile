@@ -18,7 +18,9 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	PYTHON=$(PY) bash scripts/reproduce.sh simulated --jobs $(DEMO_JOBS)
 
+# The offline suite, then the README check (every README command from a fresh copy, in order).
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m readme
 
 .PHONY: install demo test
