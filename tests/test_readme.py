@@ -56,8 +56,8 @@ PLAN = {
     "bash scripts/cmm/main.sh oxford_pets rn50 16": ("dry", None),
     "bash scripts/cmm/main.sh imagenet rn50 16 && bash scripts/cmm/eval.sh rn50 16": ("dry", None),
     "python scripts/cmm/ablation.py --dataset dtd --cfg rn50 --root $DATA": (
-        "cannot", f"trains 8 variants x 3 seeds on DTD: {NO_DATA_HERE}; the same script on the simulated "
-                  "benchmark runs in tests/test_cmm_gda_init.py"),
+        "cannot", f"trains 9 variants x 3 seeds on DTD: {NO_DATA_HERE}; the same script runs on the simulated "
+                  "benchmark below (--variants full gda_init)"),
     "bash scripts/gda/main.sh dtd rn50 16": ("dry", None),
     "bash scripts/lp_plus_plus/main.sh dtd rn50 16": ("dry", None),
     "bash scripts/clap/main.sh dtd rn50 16 CLAP": ("dry", None),
@@ -65,8 +65,8 @@ PLAN = {
     "bash scripts/flex_clip/retrieval.sh wikipedia vit_b16 4": ("dry", None),
     "bash scripts/flex_clip/main.sh oxford_pets rn50 16": ("dry", None),
     "python scripts/flex_clip/ablation.py --dataset pascal_sentence --cfg vit_b16 --root $DATA": (
-        "cannot", f"trains FLEX-CLIP's variants on Pascal Sentence: {NO_DATA_HERE}; the script runs on the "
-                  "simulated pairs in tests/test_flex_clip.py"),
+        "cannot", f"trains FLEX-CLIP's variants on Pascal Sentence: {NO_DATA_HERE}; the variants' switches "
+                  "are tested on the simulated pairs in tests/test_flex_clip.py"),
     "python train.py --root $DATA --seed 1 --trainer CMM --dataset-config-file configs/datasets/dtd.yaml "
     "--config-file configs/trainers/CMM/rn50.yaml --output-dir output/dtd/CMM/rn50_16shots/seed1 "
     "DATASET.NUM_SHOTS 16": ("dry", None),
