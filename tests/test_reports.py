@@ -544,3 +544,21 @@ def test_the_plot_stays_readable_with_thirteen_methods(tmp_path):
     write(root, "dtd/CMM/vit_b16_16shots/seed1", training_log(70.0))  # two configs: the cfg is what tells them apart
     labels = {s.label for s in plot_series(tables_of([root])["accuracy"]) if not s.published}
     assert {"CMM (rn50)", "CMM (vit_b16)"} <= labels
+
+
+def test_gda_rows_and_average_compare_only_under_gdas_published_protocol(tmp_path):
+    """GDA's published RN50 rows chose alpha on the full val split: the rn50_full_val runs (as in
+    configs/experiments/rn50_fewshot.yaml) get deltas, per dataset and in the 11-dataset average;
+    the strict rn50 runs get the published value beside them and no delta."""
+    for cfg, protocol in (("rn50", "strict"), ("rn50_full_val", "full_val")):
+        for i, dataset in enumerate(FEWSHOT_DATASETS):
+            rel = f"{dataset}/GDA/{cfg}_16shots/seed1"
+            write(tmp_path, rel, training_log(50.0 + i))
+            write_provenance(tmp_path, rel, protocol=protocol)
+    rows = {(r.cfg, r.dataset): r for r in tables_of([tmp_path], load_published())["accuracy"].rows}
+    assert rows["rn50_full_val", "dtd"].published.value == 66.51
+    assert rows["rn50_full_val", "dtd"].delta == pytest.approx(50.0 + FEWSHOT_DATASETS.index("dtd") - 66.51)
+    assert rows["rn50_full_val", "average"].published.value == 76.05
+    assert rows["rn50_full_val", "average"].delta == pytest.approx(55.0 - 76.05)
+    assert rows["rn50", "average"].published.value == 76.05 and rows["rn50", "average"].delta is None
+    assert rows["rn50", "dtd"].delta is None
