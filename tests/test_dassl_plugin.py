@@ -32,6 +32,9 @@ FAST = {  # trainer options that keep a tiny run short; the same in both modes
     "CMM": ["OPTIM.MAX_EPOCH", "5"],
     "FLEXCLIP": ["OPTIM.MAX_EPOCH", "3", "TRAINER.FLEXCLIP.STAGE1_STEPS", "20", "TRAINER.FLEXCLIP.N_CRITIC", "1",
                  "TRAINER.FLEXCLIP.HIDDEN", "32", "TRAINER.FLEXCLIP.PROJ_HIDDEN", "32"],
+    "LPPlusPlus": ["TRAINER.LPPLUSPLUS.EPOCHS", "30"],
+    "ZSLP": ["OPTIM.MAX_EPOCH", "30"],
+    "CLAP": ["OPTIM.MAX_EPOCH", "30"],
 }
 
 
@@ -200,6 +203,8 @@ def dassl_run(trainer, dataset, out, opts, capsys):
 @pytest.mark.parametrize("trainer,dataset,metric", [
     ("CMM", "simulated", "accuracy"), ("TipAdapter", "simulated", "accuracy"),
     ("ZeroshotCLIP", "simulated_pairs", "mAP"), ("FLEXCLIP", "simulated", "accuracy"),
+    ("GDA", "simulated", "accuracy"), ("LPPlusPlus", "simulated", "accuracy"), ("ZSLP", "simulated", "accuracy"),
+    ("CLAP", "simulated", "accuracy"),
 ])
 def test_dassl_build_trainer_equals_standalone_on_simulated(trainer, dataset, metric, tmp_path, capsys):
     opts = ["DATASET.NUM_SHOTS", "2", "DATALOADER.NUM_WORKERS", "0", *FAST.get(trainer, [])]
@@ -233,7 +238,8 @@ def parse_test_res(checkout, folder):
 
 
 @needs_coop
-@pytest.mark.parametrize("trainer", ["ZeroshotCLIP", "TipAdapter", "CMM", "FLEXCLIP"])
+@pytest.mark.parametrize("trainer", [
+    "ZeroshotCLIP", "TipAdapter", "CMM", "FLEXCLIP", "GDA", "LPPlusPlus", "ZSLP", "CLAP"])
 def test_coop_train_py_runs_our_trainer_like_standalone(trainer, coop_checkout, tiny_clip, dtd_root, tmp_path):
     plugin_out = tmp_path / "coop" / trainer / "seed1"
     args = tiny_args(tiny_clip, dtd_root, plugin_out, "DATASET.NUM_SHOTS", "2", *FAST.get(trainer, []),
@@ -253,7 +259,7 @@ def test_coop_train_py_runs_our_trainer_like_standalone(trainer, coop_checkout, 
     # the same feature cache entries (same sample lists, transforms and weights): the plugin run filled them
     assert re.search(r"Feature cache: [1-9]\d* hit\(s\), 0 miss\(es\)", standalone_log), standalone_log[-2000:]
     accuracy = parse_test_res(coop_checkout, plugin_out.parent)
-    training_free = trainer in ("ZeroshotCLIP", "TipAdapter")
+    training_free = trainer in ("ZeroshotCLIP", "TipAdapter", "GDA")
     assert accuracy == pytest.approx(coop_parse(standalone_log), abs=0 if training_free else TRAINED_TOLERANCE)
     if training_free:  # the whole result block: total, correct, accuracy, error, macro-F1
         assert RESULT_BLOCK.findall(plugin_log) == RESULT_BLOCK.findall(standalone_log)
