@@ -156,7 +156,7 @@ def test_unknown_trainer_stops_with_one_line_before_any_output(tmp_path):
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 1 and done.stdout == ""
     [line] = done.stderr.splitlines()
-    assert line.startswith("error: unknown trainer 'CMMM'. Did you mean CMM? Registered: CLIPAdapter, CMM,")
+    assert line.startswith("error: unknown trainer 'CMMM'. Did you mean CMM? Registered: CLAP, CLIPAdapter, CMM,")
     assert not out.exists()
 
 
