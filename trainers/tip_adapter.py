@@ -33,7 +33,13 @@ import torch
 import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
-from methods.tip_adapter import CACHE_AUG_SCALE, TipAdapterHead, build_cache, cache_logits, published_settings
+from methods.tip_adapter import (
+    CACHE_AUG_SCALE,
+    TipAdapterHead,
+    alpha_beta_correct_counts,
+    build_cache,
+    published_settings,
+)
 from methods.zero_shot import class_prototypes
 
 from .checkpoint import BEST_NAME, load_checkpoint
@@ -172,7 +178,7 @@ class TipAdapter(FeatureTrainer):
         val = selection_features(self, self.search_split)
         labels = val.labels.to(self.device)
         f = F.normalize(val.features.to(self.device).float(), dim=-1)
-        zero_shot, affinity = head.clip_logits(f), head.affinity(f)
+        zero_shot = head.clip_logits(f)
         init_acc = batch_accuracy(head(val.features.to(self.device), self.init_alpha, self.init_beta), labels)
         print(f"Val accuracy ({SPLIT_DESCRIPTIONS[self.search_split]}, {len(labels)} images): zero-shot CLIP "
               f"{batch_accuracy(zero_shot, labels):.2f}%, Tip logits with initial alpha={self.init_alpha:.4g}, "
@@ -180,16 +186,14 @@ class TipAdapter(FeatureTrainer):
         if not self.cfg.TRAINER.TIPADAPTER.SEARCH:
             head.set_alpha_beta(self.init_alpha, self.init_beta)
             return init_acc
-        memo = {}  # the cache logits of the current beta (the grid walks alpha fastest)
-
-        def val_accuracy(params):
-            if params["beta"] not in memo:
-                memo.clear()
-                memo[params["beta"]] = cache_logits(affinity, head.values, params["beta"])
-            return batch_accuracy(zero_shot + params["alpha"] * memo[params["beta"]], labels)
-
-        best, best_acc = grid_search(self.search_grid, val_accuracy, name="Tip-Adapter alpha/beta search",
-                                     on=SPLIT_DESCRIPTIONS[self.search_split])
+        # Every grid point scored in one streamed pass (methods.tip_adapter.alpha_beta_correct_counts);
+        # grid_search then walks the table in its order (beta outer, alpha inner; ties keep the first).
+        betas, alphas = self.search_grid["beta"], self.search_grid["alpha"]
+        counts = alpha_beta_correct_counts(f, labels, zero_shot, head.keys, head.values, alphas, betas)
+        fractions = (counts.float() / len(labels)).tolist()  # batch_accuracy's float32 mean, from the counts
+        table = {(b, a): 100.0 * fractions[i][j] for i, b in enumerate(betas) for j, a in enumerate(alphas)}
+        best, best_acc = grid_search(self.search_grid, lambda params: table[params["beta"], params["alpha"]],
+                                     name="Tip-Adapter alpha/beta search", on=SPLIT_DESCRIPTIONS[self.search_split])
         head.set_alpha_beta(best["alpha"], best["beta"])
         return best_acc
 
