@@ -11,10 +11,25 @@ from sklearn.linear_model import LogisticRegression
 COOP_C_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
 
 
-def fit_logistic_regression(features, labels, c, max_iter):
+def fit_logistic_regression(features, labels, c, max_iter, init=None):
     """scikit-learn's L2 logistic regression with lbfgs, as CoOp fits it (the L2 penalty is the
-    default of every scikit-learn >= 1.4, which deprecates spelling it out)."""
-    return LogisticRegression(solver="lbfgs", C=c, max_iter=max_iter).fit(features, labels)
+    default of every scikit-learn >= 1.4, which deprecates spelling it out). ``init``: a fitted
+    classifier whose solution lbfgs starts from (a warm start; CoOp starts every fit from zero)."""
+    model = LogisticRegression(solver="lbfgs", C=c, max_iter=max_iter, warm_start=init is not None)
+    if init is not None:
+        model.coef_, model.intercept_ = init.coef_.copy(), init.intercept_.copy()
+    return model.fit(features, labels)
+
+
+def nearest_fit(fits, c, max_decades=1.0):
+    """The classifier of ``fits`` (``{C: fitted classifier}``) whose C is closest to ``c`` in
+    log10 space, if within ``max_decades`` (the warm start for ``c``), else None. Farther solutions
+    start lbfgs worse than zero does (CoOp's grid is 2 decades apart: measured, it needs more
+    iterations warm than cold), so only the binary search's steps are warm-started."""
+    if not fits:
+        return None
+    nearest = min(fits, key=lambda fitted: abs(math.log10(fitted) - math.log10(c)))
+    return fits[nearest] if abs(math.log10(nearest) - math.log10(c)) <= max_decades else None
 
 
 def accuracy(classifier, features, labels):

@@ -14,6 +14,16 @@ here) on the split TRAINER.LINEARPROBE.PROTOCOL names:
   On ImageNet, lpclip's val is CoOp's, i.e. the test set: never offered; the sample is drawn
   from the held-out training images of ``datasets/imagenet.py`` (its ``full_val``) instead.
 Both use lpclip's search schedule (TRAINER.LINEARPROBE.C_GRID, NUM_STEP 8, MAX_ITER 1000).
+Each C is fitted once and the chosen C's fit is deployed as it was scored (CoOp refits it: lbfgs
+is deterministic, so the refit is the same classifier).
+
+TRAINER.LINEARPROBE.WARM_START (default False, CoOp's behaviour) starts each fit of the binary
+search from the solution of the already fitted C nearest in log10 space (within a decade:
+``methods.linear_probe.nearest_fit``). It saves lbfgs iterations (the search narrows in on one
+C), but lbfgs stops within its tolerance of the optimum, or at MAX_ITER,
+from wherever it starts: a warm-started fit can differ from CoOp's in the last digits, and so
+can a prediction near a decision boundary, the val accuracy and the chosen C. It is therefore an
+option, off for the published rows; tests/test_fast_paths.py checks a small case where the two agree.
 The fitted weights live in a registered module, so the run is checkpointed and ``--eval-only
 --model-dir`` reloads it, on a subset of classes too.
 """
@@ -32,6 +42,7 @@ from methods.linear_probe import (
     fit_logistic_regression,
     linear_weights,
     lpclip_val_indices,
+    nearest_fit,
 )
 
 from .feature_trainer import FeatureTrainer, LabeledFeatures
@@ -59,6 +70,9 @@ class LinearProbe(FeatureTrainer):
         cfg.TRAINER.LINEARPROBE.NORMALIZE = False
         # strict: choose C on the few-shot val split; lpclip: on lpclip's min(K, 4) sample of the full val split
         cfg.TRAINER.LINEARPROBE.PROTOCOL = "strict"
+        # True: start each fit from the nearest already fitted C's solution (faster; may differ from
+        # CoOp within lbfgs's tolerance, see the module docstring); False: from zero, as CoOp
+        cfg.TRAINER.LINEARPROBE.WARM_START = False
 
     def build_model(self):
         node = self.cfg.TRAINER.LINEARPROBE
@@ -105,19 +119,21 @@ class LinearProbe(FeatureTrainer):
         print(f"Linear probe: {len(y_train)} train and {len(y_val)} val features of dimension {x_train.shape[1]} "
               f"(C chosen on {on})")
 
-        fits = []
+        fits = {}  # C -> its fitted classifier (coop_c_search scores each C once)
 
         def fit(c):
-            fits.append(c)
-            return fit_logistic_regression(x_train, y_train, c, node.MAX_ITER)
+            init = nearest_fit(fits, c) if node.WARM_START else None
+            fits[c] = fit_logistic_regression(x_train, y_train, c, node.MAX_ITER, init=init)
+            return fits[c]
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             self.chosen_c, val_acc = coop_c_search(lambda c: accuracy(fit(c), x_val, y_val),
                                                    self.c_grid, node.NUM_STEP, on=on)
-            classifier = fit(self.chosen_c)
+        classifier = fits[self.chosen_c]
         self.report_warnings(caught, len(fits))
-        print(f"Linear probe: C={self.chosen_c:.4g} (val accuracy {val_acc:.2f}%)")
+        start = "warm-started from the nearest fitted C" if node.WARM_START else "each from zero"
+        print(f"Linear probe: C={self.chosen_c:.4g} (val accuracy {val_acc:.2f}%; {len(fits)} fits, {start})")
         self.head.set_weights(*(t.to(self.device) for t in linear_weights(classifier, self.num_classes)))
 
     def report_warnings(self, caught, num_fits):
