@@ -113,9 +113,8 @@ def floor_seconds(tensors, folder):
 def run_child(repo, trainer_name, opts, out_dir, result_path):
     """One run of ``repo``'s train.py main, its phases timed by wrapping the trainer's methods."""
     import train
-    import trainers.registry as registry
-
     import trainers.feature_trainer as feature_trainer
+    import trainers.registry as registry
 
     phases = {"load": 0.0, "fit": 0.0, "evaluate": 0.0}
     state = {}

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from conftest import ROOT, read_log, run_train, tiny_args
 from methods.gda import fit_gda
+from test_linear_probe import check_eval_only_runs
 from trainers.config import get_cfg_default, merge_file
 from trainers.feature_trainer import LabeledFeatures
 
@@ -157,30 +158,8 @@ def test_protocols_read_only_their_split_and_never_test(tmp_path):
 
 
 def test_eval_only_reload_shift_and_class_subset(tmp_path):
-    run = tmp_path / "run"
-    trained = run_train(sim_args(run, "GDA"))
-    accuracy_at_train = trained.test()
-
-    def evaluate(out, *opts, dataset="simulated"):
-        return run_train(sim_args(tmp_path / out, "GDA", SHOTS, *opts, dataset=dataset,
-                                  flags=["--eval-only", "--model-dir", run]))
-
-    reloaded = evaluate("reload")
-    assert reloaded.test() == pytest.approx(accuracy_at_train)
-    assert reloaded.head.alpha.item() == trained.head.alpha.item()
-    shifted = evaluate("shift", dataset="simulated_shift")
-    shift_test = shifted.split_features("test")
-    with torch.no_grad():
-        direct = (trained.head(shift_test.features).argmax(1) == shift_test.labels).float().mean().item() * 100
-    assert shifted.test() == pytest.approx(direct)
-    subset = evaluate("new", "DATASET.SUBSAMPLE_CLASSES", "new")
-    assert subset.num_classes == 16 and "Evaluating 16 classes with a model trained on 32" in read_log(tmp_path / "new")
-    index = [trained.classnames.index(name) for name in subset.classnames]
-    sub_test = subset.split_features("test")
-    with torch.no_grad():
-        direct = trained.head(sub_test.features)[:, index].argmax(1)
-    assert subset.test() == pytest.approx((direct == sub_test.labels).float().mean().item() * 100)
-
+    run = check_eval_only_runs(tmp_path, "GDA")
+    assert (run / "gda").is_dir()
 
 def test_protocol_configs():
     for backbone in ("rn50", "rn101", "vit_b32", "vit_b16"):

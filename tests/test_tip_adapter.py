@@ -8,10 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import datasets.imagenet
 from conftest import ROOT, read_log, run_train, tiny_args
 from coop_layouts import build, eurosat, imagenet
-import datasets.imagenet
 from methods.tip_adapter import TipAdapterHead, build_cache
+from test_linear_probe import check_eval_only_runs
 from trainers.config import get_cfg_default, merge_file
 from trainers.feature_trainer import LabeledFeatures
 from trainers.search import selection_features
@@ -126,28 +127,7 @@ def test_both_beat_zero_shot_at_16_shots_and_fine_tuning_helps(tmp_path):
 @pytest.mark.parametrize("trainer_name,final_model", [("TipAdapter", "last_step"), ("TipAdapterF", "last_step"),
                                                       ("TipAdapterF", "best_val")])
 def test_eval_only_reload_shift_and_class_subset(tmp_path, trainer_name, final_model):
-    run = tmp_path / "run"
-    trained = run_train(sim_args(run, trainer_name, SHOTS, "TEST.FINAL_MODEL", final_model, *COARSE))
-    accuracy_at_train = trained.test()
-
-    def evaluate(out, *opts, dataset="simulated"):
-        flags = ["--eval-only", "--model-dir", run]
-        return run_train(sim_args(tmp_path / out, trainer_name, SHOTS, *opts, dataset=dataset, flags=flags))
-
-    assert evaluate("reload").test() == pytest.approx(accuracy_at_train)
-    shifted = evaluate("shift", dataset="simulated_shift")
-    shift_test = shifted.split_features("test")
-    with torch.no_grad():
-        direct = accuracy(trained.head(shift_test.features), shift_test.labels)
-    assert shifted.test() == pytest.approx(direct)
-    subset = evaluate("new", "DATASET.SUBSAMPLE_CLASSES", "new")
-    assert subset.num_classes == 16 and "Evaluating 16 classes with a model trained on 32" in read_log(tmp_path / "new")
-    index = [trained.classnames.index(name) for name in subset.classnames]
-    sub_test = subset.split_features("test")
-    with torch.no_grad():
-        direct = accuracy(trained.head(sub_test.features)[:, index], sub_test.labels)
-    assert subset.test() == pytest.approx(direct)
-
+    check_eval_only_runs(tmp_path, trainer_name, "TEST.FINAL_MODEL", final_model, *COARSE)
 
 def test_fine_tuning_trains_only_the_keys_and_lowers_the_loss(tmp_path):
     trainer = run_train(sim_args(tmp_path / "run", "TipAdapterF", SHOTS, *COARSE))

@@ -1,5 +1,6 @@
 """CMM's ablation grid on one dataset: the full method, one switch off at a time and a
-GDA-initialised map, over seeds, printed as one table (accuracy, change from the full method, modality gap before -> after).
+GDA-initialised map, over seeds, printed as one table (accuracy, change from the full method,
+modality gap before -> after).
 
     python scripts/cmm/ablation.py                                   # the simulated benchmark
     python scripts/cmm/ablation.py --dataset dtd --cfg rn50 --root $DATA --shots 16
