@@ -84,7 +84,7 @@ def test_alignment_never_repels_pairs_of_the_same_class():
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-@pytest.mark.parametrize("shots, margin", [(1, 6.0), (16, 30.0)])  # observed (seed 1): +11.1 and +46.3
+@pytest.mark.parametrize("shots, margin", [(1, 6.0), (16, 30.0)])  # observed (seed 1): +13.0 and +45.1
 def test_flex_clip_beats_zero_shot_retrieval_on_simulated_pairs(tmp_path, shots, margin):
     zero_shot = run_train(pairs_args(tmp_path / "zs", trainer="ZeroshotCLIP", shots=shots)).test()
     flex = run_train(pairs_args(tmp_path / "flex", shots=shots)).test()
@@ -128,7 +128,7 @@ def test_target_test_pairs_never_reach_training(tmp_path, monkeypatch):
 def test_classification_row_beats_zero_shot(tmp_path):
     zero_shot = run_train(pairs_args(tmp_path / "zs", trainer="ZeroshotCLIP", dataset="simulated")).test()
     flex = run_train(pairs_args(tmp_path / "flex", dataset="simulated")).test()
-    assert flex > zero_shot + 20.0  # observed (seed 1): 83.7 vs 53.4
+    assert flex > zero_shot + 20.0  # observed (seed 1): 84.3 vs 53.4
 
 
 def test_end_to_end_image_text_retrieval_with_the_tiny_model(tiny_clip, tmp_path):

@@ -200,7 +200,8 @@ class FLEXCLIP(FeatureTrainer):
 
         def sample_batch():  # with replacement: torch's global RNG, so seeded runs repeat
             idx = torch.randint(len(labels), (batch_size,), device=labels.device)
-            return {m: feats[m][idx] for m in self.vaegans}, a[idx]
+            # index_select: the same rows as feats[m][idx], without advanced indexing's overhead
+            return {m: feats[m].index_select(0, idx) for m in self.vaegans}, a.index_select(0, idx)
 
         self.vaegans.train()
         fit_vaegan(self.vaegans, sample_batch, c.STAGE1_STEPS, optimizers, settings)
