@@ -98,7 +98,7 @@ PLAN = {
     "python train.py": ("cannot", "names the entry point in a sentence; its full commands are above"),
     "pytest -q": ("cannot", "the default suite, which `make test` runs"),
     "pytest -m readme": ("cannot", "this check"),
-    ".venv/bin/python -m pytest -m slow": ("cannot", "the real-size checks (about 10 minutes, the whole demo): "
+    ".venv/bin/python -m pytest -m slow": ("cannot", "the real-size checks (the whole demo, and more): "
                                                      "run by hand, outside CI's time"),
     ".venv/bin/python -m pytest -m gpu": ("cannot", "needs a CUDA device"),
     "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt": (

@@ -14,7 +14,7 @@ from conftest import ROOT, run_train, tiny_args
 
 @pytest.mark.slow
 def test_the_demo_prints_the_readme_tables_digit_for_digit(tmp_path):
-    """`make demo`'s experiment (210 runs, about 10 minutes on 2 cores) against the tables the README shows."""
+    """`make demo`'s experiment (210 runs, about 3 minutes on 2 cores) against the tables the README shows."""
     readme = (ROOT / "README.md").read_text()
     shown = [line for line in readme.splitlines() if re.match(r"^\| simulated(_pairs)? +\| ", line)]
     assert len(shown) == 10  # 8 classification rows, 2 retrieval rows
