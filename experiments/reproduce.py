@@ -7,7 +7,8 @@
 2. extract the frozen features of every unfinished run once (``--extract-procs N``: sharded with
    torchrun);
 3. run everything: finished runs are skipped (``reports.runs.run_status``: log.txt has the test
-   result), a folder left half-written is redone from scratch;
+   result), a folder left half-written is redone from scratch; the end prints each trainer's
+   share of the run time;
 4. write ``<output>/report/``: the results table (md, csv, tex), the curves (png, pdf),
    ``provenance.json`` (one record per invocation: git commit, packages, config hashes, device,
    timings, the run folders it ran) and ``made_by.md`` (which invocation made which cell).
@@ -171,6 +172,9 @@ def main(argv=None):
     write_provenance(report_dir, experiment, history, record)
     failed = [r for r in results if r.status == "failed"]
     print(f"\n{table}")
+    shares = trainer_time_shares(experiment.runs, results)
+    if shares:
+        print(shares)
     print(f"{sum(r.status == 'done' for r in results)} run(s) done, {sum(r.status == 'skipped' for r in results)} "
           f"already finished, {len(failed)} failed; extraction {timings['extraction']:.1f}s, runs "
           f"{timings['runs']:.1f}s, total {timings['total']:.1f}s.\nReport: {report_dir} (invocation "
@@ -180,6 +184,21 @@ def main(argv=None):
         print("\n".join(f"  {r.out}: {r.error}" for r in failed), file=sys.stderr)
         sys.exit(1)
     return results, timings
+
+
+def trainer_time_shares(runs, results):
+    """One line: each trainer's share of the time this invocation's runs took (runs done here,
+    seconds summed over the parallel workers), largest first; "" when nothing ran."""
+    trainer_of = {run.out: run.trainer for run in runs}
+    seconds = {}
+    for result in results:
+        if result.status == "done":
+            seconds[trainer_of[result.out]] = seconds.get(trainer_of[result.out], 0.0) + result.seconds
+    total = sum(seconds.values())
+    if not total:
+        return ""
+    ranked = sorted(seconds.items(), key=lambda item: -item[1])
+    return "Run time per trainer: " + ", ".join(f"{name} {100 * s / total:.0f}% ({s:.1f}s)" for name, s in ranked)
 
 
 if __name__ == "__main__":

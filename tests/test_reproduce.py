@@ -64,6 +64,9 @@ def test_reproduce_runs_skips_redoes_and_reports(tmp_path, capsys):
     assert sorted(r.out for r in results) == expected_runs(out) and {r.status for r in results} == {"done"}
     first = capsys.readouterr().out
     assert "8 run(s) done, 0 already finished, 0 failed" in first
+    [shares] = [line for line in first.splitlines() if line.startswith("Run time per trainer: ")]
+    percents = [int(p) for p in re.findall(r" (\d+)% \(", shares)]
+    assert len(percents) == 2 and 97 <= sum(percents) <= 103  # ZeroshotCLIP and CMM
 
     report = tmp_path / "out" / "report"
     for name in ("results.md", "results.csv", "results.tex", "provenance.json"):
