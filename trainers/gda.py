@@ -28,7 +28,7 @@ from .evaluator import batch_accuracy
 from .feature_trainer import FeatureTrainer
 from .registry import TRAINER_REGISTRY
 from .search import SPLIT_DESCRIPTIONS, SPLIT_NAMES, grid_search, selection_features
-from .templates import templates_for
+from .templates import resolve_templates
 
 MODEL_NAME = "gda"
 PROTOCOL_SPLITS = {"strict": "val", "full_val": "full_val"}  # TRAINER.GDA.PROTOCOL -> searched split
@@ -62,10 +62,7 @@ class GDA(FeatureTrainer):
             raise ValueError(f"TRAINER.GDA.AUGMENT_EPOCH must be >= 1, got {c.AUGMENT_EPOCH}")
         if not c.ALPHA_GRID or any(not isinstance(a, (int, float)) or a < 0 for a in c.ALPHA_GRID):
             raise ValueError(f"TRAINER.GDA.ALPHA_GRID must be a non-empty list of numbers >= 0, got {c.ALPHA_GRID}")
-        mode = c.TEMPLATES or ("ensemble" if self.cfg.DATASET.NAME == "ImageNet" else "custom")
-        if mode not in ("custom", "ensemble"):
-            raise ValueError(f"TRAINER.GDA.TEMPLATES must be custom, ensemble or '', got {mode!r}")
-        templates = templates_for(self.cfg.DATASET.NAME, mode)
+        mode, templates = resolve_templates(self.cfg.DATASET.NAME, c.TEMPLATES, "TRAINER.GDA.TEMPLATES")
         self.head = GDAHead(class_prototypes(self.class_text_features(templates)), self.features.logit_scale,
                             alpha=c.ALPHA_GRID[0]).to(self.device)
         self.register_model(MODEL_NAME, self.head)

@@ -38,7 +38,7 @@ from .evaluator import batch_accuracy
 from .feature_trainer import FeatureTrainer
 from .registry import TRAINER_REGISTRY
 from .search import SPLIT_NAMES, selection_features
-from .templates import templates_for
+from .templates import resolve_templates
 
 MODEL_NAME = "lp_plus_plus"
 PROTOCOL_SPLITS = {"strict": "val", "full_val": "full_val"}  # TRAINER.LPPLUSPLUS.PROTOCOL -> epoch-selection split
@@ -80,10 +80,7 @@ class LPPlusPlus(FeatureTrainer):
         if len(c.AUG_SCALE) != 2 or not 0 < c.AUG_SCALE[0] <= c.AUG_SCALE[1] <= 1:
             raise ValueError(f"TRAINER.LPPLUSPLUS.AUG_SCALE must be (low, high) with 0 < low <= high <= 1, "
                              f"got {c.AUG_SCALE}")
-        mode = c.TEMPLATES or ("ensemble" if cfg.DATASET.NAME == "ImageNet" else "custom")
-        if mode not in ("custom", "ensemble"):
-            raise ValueError(f"TRAINER.LPPLUSPLUS.TEMPLATES must be custom, ensemble or '', got {mode!r}")
-        templates = templates_for(cfg.DATASET.NAME, mode)
+        mode, templates = resolve_templates(cfg.DATASET.NAME, c.TEMPLATES, "TRAINER.LPPLUSPLUS.TEMPLATES")
         print(f"LP++ text prototypes: {len(templates)} template(s) ({mode}): {templates}")
         text = class_prototypes(self.class_text_features(templates)).float()
         self.max_epoch = c.EPOCHS

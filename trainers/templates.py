@@ -47,6 +47,17 @@ def templates_for(dataset_name, mode):
     raise ValueError(f"template mode must be custom or ensemble, got {mode!r}")
 
 
+def resolve_templates(dataset_name, setting, key):
+    """``(mode, templates)`` for a TEMPLATES setting of the Tip-Adapter family (Tip-Adapter, GDA,
+    LP++), whose codes use the 7 templates on ImageNet and the dataset's template elsewhere: ``""``
+    is that choice, ``custom`` / ``ensemble`` as ``templates_for``; ``key`` names the setting in
+    the error."""
+    mode = setting or ("ensemble" if dataset_name == "ImageNet" else "custom")
+    if mode not in ("custom", "ensemble"):
+        raise ValueError(f"{key} must be custom, ensemble or '', got {mode!r}")
+    return mode, templates_for(dataset_name, mode)
+
+
 def format_prompt(template, classname):
     """CoOp: underscores in class names become spaces."""
     return template.format(classname.replace("_", " "))

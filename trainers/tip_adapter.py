@@ -49,7 +49,7 @@ from .lr_scheduler import build_iteration_cosine
 from .optim import build_optimizer
 from .registry import TRAINER_REGISTRY
 from .search import SPLIT_DESCRIPTIONS, SPLIT_NAMES, grid_search, linspace_grid, selection_features
-from .templates import templates_for
+from .templates import resolve_templates
 
 MODEL_NAME = "tip_adapter"
 PROTOCOL_SPLITS = {"strict": "val", "full_val": "full_val"}  # TRAINER.TIPADAPTER.PROTOCOL -> searched split
@@ -109,11 +109,8 @@ class TipAdapter(FeatureTrainer):
         """Text prototypes now; the cache when training (an empty one here, so that ``--eval-only``
         loads a checkpoint's cache of any size)."""
         self.resolve_settings()
-        mode = self.cfg.TRAINER.TIPADAPTER.TEMPLATES or ("ensemble" if self.cfg.DATASET.NAME == "ImageNet"
-                                                         else "custom")
-        if mode not in ("custom", "ensemble"):
-            raise ValueError(f"TRAINER.TIPADAPTER.TEMPLATES must be custom, ensemble or '', got {mode!r}")
-        templates = templates_for(self.cfg.DATASET.NAME, mode)
+        mode, templates = resolve_templates(self.cfg.DATASET.NAME, self.cfg.TRAINER.TIPADAPTER.TEMPLATES,
+                                            "TRAINER.TIPADAPTER.TEMPLATES")
         print(f"Tip-Adapter text classifier: {len(templates)} template(s) ({mode}): {templates}")
         self.text_prototypes = class_prototypes(self.class_text_features(templates))
         dim = self.text_prototypes.shape[1]
