@@ -2,17 +2,14 @@
 CLIP, the support-only protocol never reads test (nor val), gains over zero-shot, reloading and
 evaluating on other classes, the original's batches, configs and scripts, and an image-dataset run."""
 import math
-import os
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import RESULT_BLOCK, ROOT, coop_parse, read_log, run_train, tiny_args
+from conftest import RESULT_BLOCK, coop_parse, read_log, run_train, tiny_args
 from methods.clap import ZeroShotLinearProbe, class_multipliers, constraint_penalty, zero_shot_prototypes
-from test_linear_probe import backbone_configs, check_eval_only_runs, sim_args
+from test_linear_probe import backbone_configs, check_eval_only_runs, echoing_scripts, sim_args
 from trainers.clap import PooledViewBatches, original_templates
 from trainers.feature_trainer import LabeledFeatures
 
@@ -164,22 +161,13 @@ def test_configs_and_scripts(tmp_path):
                 (1, "constant", 1e-5, 0.9)
             assert cfg.DATALOADER.TRAIN_X.BATCH_SIZE == 256 and cfg.TRAINER.CLAP.NUM_VIEWS == 20
             assert cfg.INPUT.RRCROP_SCALE == (0.08, 1.0) and cfg.TEST.FINAL_MODEL == "last_step"
-    repo = tmp_path / "repo"
-    shutil.copytree(ROOT / "scripts", repo / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
-    fake_python = tmp_path / "fake_python"
-    fake_python.write_text('#!/bin/sh\n[ "$1 $2" = "-m reports.finished" ] && exit 1\necho "$@"\n')
-    fake_python.chmod(0o755)
-    env = dict(os.environ, DATA="/data", PYTHON=str(fake_python), SEEDS="1")
-
-    def script(*args):
-        return subprocess.run(["bash", *map(str, args)], check=True, env=env, capture_output=True, text=True).stdout
-
-    default = script(repo / "scripts/clap/main.sh", "dtd", "rn50", "1")
+    script = echoing_scripts(tmp_path)
+    default = script("clap/main.sh", "dtd", "rn50", "1")
     assert "--trainer CLAP --dataset-config-file configs/datasets/dtd.yaml --config-file configs/trainers/CLAP/" \
            "rn50.yaml --output-dir output/dtd/CLAP/rn50_1shots/seed1 DATASET.NUM_SHOTS 1" in default
-    zslp = script(repo / "scripts/clap/main.sh", "oxford_pets", "rn50", "16", "ZSLP", "KEY", "1")
+    zslp = script("clap/main.sh", "oxford_pets", "rn50", "16", "ZSLP", "KEY", "1")
     assert "--trainer ZSLP" in zslp and "configs/trainers/ZSLP/rn50.yaml" in zslp and zslp.rstrip().endswith("KEY 1")
-    shift = script(repo / "scripts/clap/eval.sh", "rn50", "16")
+    shift = script("clap/eval.sh", "rn50", "16")
     for dataset in ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"):
         assert f"configs/datasets/{dataset}.yaml --config-file configs/trainers/CLAP/rn50.yaml --output-dir " \
                f"output/{dataset}/CLAP/rn50_16shots/seed1 --model-dir output/imagenet/CLAP/rn50_16shots/seed1 " \

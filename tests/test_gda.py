@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from conftest import ROOT, read_log, run_train, tiny_args
 from methods.gda import fit_gda
-from test_linear_probe import check_eval_only_runs
+from test_linear_probe import check_eval_only_runs, forwarded_commands
 from trainers.config import get_cfg_default, merge_file
 from trainers.feature_trainer import LabeledFeatures
 
@@ -170,3 +170,7 @@ def test_protocol_configs():
         assert plain.TRAINER.GDA.ALPHA_GRID == ORIGINAL_GRID and plain.TRAINER.GDA.AUGMENT_EPOCH == 10
         protocol.TRAINER.GDA.PROTOCOL = "strict"
         assert protocol == plain  # nothing else differs
+
+
+def test_scripts_forward_to_the_runners(tmp_path):
+    forwarded_commands(tmp_path, "gda", "GDA")

@@ -178,19 +178,29 @@ def backbone_configs(trainer):
     return configs
 
 
-def forwarded_commands(tmp_path, script_dir, trainer):
-    """What scripts/<script_dir>/{main,eval}.sh run, with a Python that echoes its arguments and
-    answers "not finished" to the runners' finished-run check (nothing runs)."""
+def echoing_scripts(tmp_path):
+    """``run(script, *args)``: what scripts/<script> runs (seed 1, DATA=/data) from a copy of
+    scripts/, with a Python that echoes its arguments and answers "not finished" to the runners'
+    finished-run check (nothing runs)."""
     repo = tmp_path / "repo"
     shutil.copytree(ROOT / "scripts", repo / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
     fake_python = tmp_path / "fake_python"
     fake_python.write_text('#!/bin/sh\n[ "$1 $2" = "-m reports.finished" ] && exit 1\necho "$@"\n')
     fake_python.chmod(0o755)
     env = dict(os.environ, DATA="/data", PYTHON=str(fake_python), SEEDS="1")
-    main = subprocess.run(["bash", repo / f"scripts/{script_dir}/main.sh", "oxford_pets", "rn50", "16", "KEY", "1"],
-                          check=True, env=env, capture_output=True, text=True).stdout
-    shift = subprocess.run(["bash", repo / f"scripts/{script_dir}/eval.sh", "rn50", "16"], check=True, env=env,
-                           capture_output=True, text=True).stdout
+
+    def run(script, *args):
+        return subprocess.run(["bash", repo / "scripts" / script, *map(str, args)], check=True, env=env,
+                              capture_output=True, text=True).stdout
+
+    return run
+
+
+def forwarded_commands(tmp_path, script_dir, trainer):
+    """What scripts/<script_dir>/{main,eval}.sh run (``echoing_scripts``)."""
+    run = echoing_scripts(tmp_path)
+    main = run(f"{script_dir}/main.sh", "oxford_pets", "rn50", "16", "KEY", "1")
+    shift = run(f"{script_dir}/eval.sh", "rn50", "16")
     config = f"--config-file configs/trainers/{trainer}/rn50.yaml"
     assert f"--trainer {trainer} --dataset-config-file configs/datasets/oxford_pets.yaml {config} --output-dir " \
            f"output/oxford_pets/{trainer}/rn50_16shots/seed1 DATASET.NUM_SHOTS 16 KEY 1" in main

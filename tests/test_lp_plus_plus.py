@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from conftest import RESULT_BLOCK, ROOT, coop_parse, read_log, run_train, tiny_args
 from methods.lp_plus_plus import LPPlusPlusHead, fit_lp_plus_plus, train_step, visual_optimizer
-from test_linear_probe import check_eval_only_runs
+from test_linear_probe import check_eval_only_runs, forwarded_commands
 from trainers.config import get_cfg_default, merge_file
 from trainers.feature_trainer import LabeledFeatures
 
@@ -222,3 +222,7 @@ def test_configs():
         assert full.TRAINER.LPPLUSPLUS.PROTOCOL == "full_val" and full.TEST.FINAL_MODEL == "best_val"
         assert plain.MODEL.BACKBONE.NAME == full.MODEL.BACKBONE.NAME
         assert plain.TRAINER.LPPLUSPLUS.EPOCHS == 300 and plain.TRAINER.LPPLUSPLUS.AUG_VIEWS == 1
+
+
+def test_scripts_forward_to_the_runners(tmp_path):
+    forwarded_commands(tmp_path, "lp_plus_plus", "LPPlusPlus")
