@@ -16,8 +16,8 @@ import sys
 
 import torch.distributed as dist
 
-from trainers import distributed
-from trainers.feature_extraction import extract_for_runs
+from trainers.features import distributed
+from trainers.features.extraction import extract_for_runs
 
 __all__ = ["extract_for_runs", "main"]
 

@@ -6,8 +6,8 @@
   always, so a script's trainer name never depends on the import order.
 - Datasets: our extra ones, the simulated benchmarks and the retrieval datasets; CoOp's 15
   classification datasets stay the checkout's own.
-- Config: ``extend_cfg(cfg)`` adds our CLIP.*, FEATURES.* nodes and the nodes of the classes
-  registered here to Dassl's config.
+- Config: ``extend_cfg(cfg)`` adds our CLIP.*, FEATURES.* nodes, the dataset nodes and the nodes of
+  the trainers registered here to Dassl's config.
 """
 from dassl.data.datasets import DATASET_REGISTRY as DASSL_DATASETS
 from dassl.engine import TRAINER_REGISTRY as DASSL_TRAINERS
@@ -20,7 +20,7 @@ CLASH_SUFFIX = "OC"
 
 
 def plugin_trainers():
-    return [cls for cls in ours.trainers.registry.TRAINER_REGISTRY.classes() if cls.feature_level]
+    return [cls for cls in ours.trainers.core.registry.TRAINER_REGISTRY.classes() if cls.feature_level]
 
 
 def plugin_datasets():
@@ -42,4 +42,4 @@ def register():
 
 def extend_cfg(cfg):
     """Our nodes on Dassl's config (the line added to CoOp's train.py calls it after CoOp's ``extend_cfg``)."""
-    return ours.trainers.config.extend_cfg(cfg, classes=plugin_datasets() + plugin_trainers())
+    return ours.trainers.core.config.extend_cfg(cfg, trainers=[cls.__name__ for cls in plugin_trainers()])

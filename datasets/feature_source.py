@@ -3,7 +3,7 @@
 A trainer that works on features (ZeroshotCLIP, Tip-Adapter, CMM, FLEX-CLIP, ...) asks a
 ``FeatureSource`` for image features of a list of Datum and for text features of class
 prompts; it never learns whether they came from the CLIP backbone via the on-disk feature
-cache (``trainers.clip_features``) or from the simulated benchmark (``datasets.simulated``).
+cache (``trainers.features.clip_features``) or from the simulated benchmark (``datasets.simulated``).
 """
 from abc import ABC, abstractmethod
 from dataclasses import dataclass

@@ -14,7 +14,8 @@ import os
 import random
 from dataclasses import replace
 
-from .atomic_io import write_json
+from common.atomic_io import write_json
+
 from .split_io import items_to_records, records_to_items
 
 FEWSHOT_FORMAT = 1

@@ -14,7 +14,7 @@ ImageNet on its test set and CoOp's lpclip drew its val from it, which is never 
 FULL_VAL_PER_CLASS = 50 training images per class (50,000, the size of the ILSVRC val set the
 original searched on), drawn with a fixed seed (FULL_VAL_SEED, not --seed) so that one feature
 cache entry serves every run. It may hold a run's few-shot training images: the searches drop
-those before reading it (``trainers.search.selection_features``).
+those before reading it (``trainers.features.search.selection_features``).
 """
 import json
 import os

@@ -24,7 +24,8 @@ import json
 import os
 from typing import NamedTuple
 
-from .atomic_io import write_json
+from common.atomic_io import write_json
+
 from .fewshot import split_by_label
 from .pairs import PairDatum, RetrievalDatasetBase, read_json_lists
 from .registry import DATASET_REGISTRY
@@ -195,11 +196,6 @@ class ManifestPairs(RetrievalDatasetBase):
     ``ManifestPairs`` itself reads the folder under DATASET.ROOT from DATASET.RETRIEVAL.MANIFEST_FOLDER."""
 
     folder = ""
-
-    @staticmethod
-    def extend_cfg(cfg):
-        # The folder (under DATASET.ROOT) of a collection read as DATASET.NAME ManifestPairs.
-        cfg.DATASET.RETRIEVAL.MANIFEST_FOLDER = ""
 
     def __init__(self, cfg):
         if not self.folder:

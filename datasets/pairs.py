@@ -23,12 +23,11 @@ import os
 import random
 from dataclasses import dataclass
 
-from yacs.config import CfgNode as CN
+from common.atomic_io import write_json
+from common.stable_seed import stable_seed
 
-from .atomic_io import write_json
 from .base import DatasetBase
 from .fewshot import check_shots, generate_fewshot, split_by_label
-from .stable_seed import stable_seed
 
 
 @dataclass(frozen=True)
@@ -48,18 +47,6 @@ class RetrievalDatasetBase(DatasetBase):
     """Subclasses implement ``load_pairs() -> (classnames, {"train": [...], "test": [...]})``."""
 
     task = "retrieval"
-
-    @staticmethod
-    def extend_cfg(cfg):
-        cfg.DATASET.RETRIEVAL = CN()
-        # Share of the classes (first in label order) that are source classes when the class
-        # split file is first written.
-        cfg.DATASET.RETRIEVAL.SOURCE_FRACTION = 0.5
-        # The class split: "" = <dataset folder>/class_split.json (written once, then read).
-        cfg.DATASET.RETRIEVAL.CLASS_SPLIT_FILE = ""
-        # Validation pairs per target class: min(NUM_SHOTS, this), from the target training pairs
-        # not drawn as shots (module docstring); 4 as CoOp's few-shot val. 0 = no val split.
-        cfg.DATASET.RETRIEVAL.VAL_SHOTS = 4
 
     def __init__(self, cfg):
         if not cfg.DATASET.ROOT:

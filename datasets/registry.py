@@ -1,48 +1,33 @@
-"""Name -> class registries (Dassl's pattern): ``@DATASET_REGISTRY.register()`` on a class.
+"""DATASET_REGISTRY: ``DATASET.NAME`` is the registered class name (as in Dassl). Each name's
+module is imported on its first lookup (``common.registry``)."""
+from common.registry import Registry
 
-The generic ``Registry`` lives here because datasets sit at the bottom of the import graph;
-``trainers.registry`` reuses it for trainers.
-"""
-import difflib
-
-
-class Registry:
-    """A case-sensitive map from a registered class name to the class."""
-
-    def __init__(self, kind):
-        self.kind = kind
-        self._classes = {}
-
-    def register(self, name=None):
-        def decorator(cls):
-            key = name or cls.__name__
-            if key in self._classes:
-                raise KeyError(f"{self.kind} {key!r} is registered twice")
-            self._classes[key] = cls
-            return cls
-
-        return decorator
-
-    def get(self, name):
-        if name not in self._classes:
-            close = difflib.get_close_matches(name, self._classes, n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise KeyError(
-                f"unknown {self.kind} {name!r}.{hint} Registered: {', '.join(sorted(self._classes))}"
-            )
-        return self._classes[name]
-
-    def names(self):
-        return sorted(self._classes)
-
-    def classes(self):
-        return [self._classes[n] for n in self.names()]
-
-    def __contains__(self, name):
-        return name in self._classes
-
-
-DATASET_REGISTRY = Registry("dataset")
+DATASET_MODULES = {
+    "Caltech101": "caltech101",
+    "DescribableTextures": "dtd",
+    "EuroSAT": "eurosat",
+    "FGVCAircraft": "fgvc_aircraft",
+    "Food101": "food101",
+    "ImageNet": "imagenet",
+    "ImageNetA": "imagenet_a",
+    "ImageNetR": "imagenet_r",
+    "ImageNetSketch": "imagenet_sketch",
+    "ImageNetV2": "imagenetv2",
+    "ManifestPairs": "manifest",
+    "NUSWIDE10k": "nus_wide",
+    "OxfordFlowers": "oxford_flowers",
+    "OxfordPets": "oxford_pets",
+    "PascalSentence": "pascal_sentence",
+    "Simulated": "simulated",
+    "SimulatedShift": "simulated",
+    "SimulatedPairs": "simulated_pairs",
+    "StanfordCars": "stanford_cars",
+    "SUN397": "sun397",
+    "UCF101": "ucf101",
+    "Wikipedia": "wikipedia",
+    "XMediaNet": "xmedianet",
+}
+DATASET_REGISTRY = Registry("dataset", DATASET_MODULES, package=lambda: __package__)
 
 
 def build_dataset(cfg):

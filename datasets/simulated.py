@@ -19,13 +19,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from scipy.linalg import expm
-from yacs.config import CfgNode as CN
+
+from common.stable_seed import stable_seed
 
 from .base import DatasetBase
 from .datum import Datum
 from .feature_source import FeatureSource
 from .registry import DATASET_REGISTRY
-from .stable_seed import stable_seed
 
 
 def unit(x):
@@ -185,27 +185,6 @@ class Simulated(DatasetBase):
 
     test_split = "test"
     split_origin = "generated"
-
-    @staticmethod
-    def extend_cfg(cfg):
-        cfg.DATASET.SIMULATED = CN()
-        node = cfg.DATASET.SIMULATED
-        node.NUM_CLASSES = 32
-        node.DIM = 128
-        node.CONCEPT_COSINE = 0.7  # mean cosine between two class concepts (CLIP's classes crowd)
-        node.TRAIN_PER_CLASS = 64
-        node.VAL_PER_CLASS = 16
-        node.TEST_PER_CLASS = 100
-        node.TEXT_NOISE = 0.35  # how far each class's text prototype is from its image concept
-        node.TEMPLATE_NOISE = 0.3  # extra per-template noise (prompt ensembling averages it out)
-        node.ROTATION = 0.3  # misalignment of the image encoder (near-identity rotation angle)
-        node.GAP = 0.8  # norm of the shared image-side offset: the modality gap
-        node.SPREAD = 0.5  # within-class spread along a class-specific low-rank basis
-        node.SPREAD_RANK = 4
-        node.NOISE = 1.2  # isotropic per-image noise
-        node.AUG_NOISE = 0.15  # per augmented view jitter
-        node.SHIFT = 0.25  # SimulatedShift: extra rotation angle and relative noise increase
-        node.SEED = 0  # the data set itself; --seed drives few-shot sampling
 
     def __init__(self, cfg):
         self.world = world_for(cfg)

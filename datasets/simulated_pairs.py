@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from yacs.config import CfgNode as CN
+
+from common.stable_seed import stable_seed
 
 from .pairs import PairDatum, RetrievalDatasetBase, default_class_split
 from .registry import DATASET_REGISTRY
 from .simulated import PromptWorld, SimulatedFeatures, near_identity_rotation, unit
-from .stable_seed import stable_seed
 
 
 @dataclass(frozen=True)
@@ -127,27 +127,6 @@ class SimulatedPairs(RetrievalDatasetBase):
     """Few-shot cross-modal retrieval on simulated CLIP features (no files, no class split file)."""
 
     split_origin = "generated"
-
-    @staticmethod
-    def extend_cfg(cfg):
-        cfg.DATASET.SIMULATED_PAIRS = CN()
-        node = cfg.DATASET.SIMULATED_PAIRS
-        node.NUM_CLASSES = 40
-        node.DIM = 128
-        node.CONCEPT_COSINE = 0.7  # mean cosine between two class concepts
-        node.TRAIN_PER_CLASS = 100  # training pairs per class (source classes use all of them)
-        node.TEST_PER_CLASS = 50
-        node.INSTANCE_SPREAD = 0.5  # how far a pair's latent strays from its class concept
-        node.IMAGE_NOISE = 0.5
-        node.TEXT_NOISE = 0.5
-        node.CLASS_TEXT_NOISE = 0.35  # class prompts vs concepts
-        node.TEMPLATE_NOISE = 0.3
-        node.ROTATION = 0.3  # image-encoder misalignment
-        node.GAP = 0.8  # the modality gap (a shared image-side offset)
-        node.TARGET_ROTATION = 0.5  # degradation of the target classes: extra misalignment per modality
-        node.TARGET_NOISE = 0.5  # ... and relatively more noise
-        node.AUG_NOISE = 0.15  # per augmented view jitter
-        node.SEED = 0
 
     def __init__(self, cfg):
         spec = PairedSpec.from_cfg(cfg)

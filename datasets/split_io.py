@@ -7,9 +7,10 @@ import hashlib
 import json
 import os
 
-from .atomic_io import write_json
+from common.atomic_io import write_json
+from common.hashing import file_sha256
+
 from .datum import Datum
-from .hashing import file_sha256
 
 SPLITS = ("train", "val", "test")
 ORIGINS = ("published", "rebuilt", "generated", "unknown")  # where a split comes from (see ``split_record``)

@@ -1,7 +1,7 @@
 """Where the runs of an experiment execute: this machine (``--jobs N`` worker processes) or a
 job array through submitit (SLURM, or submitit's local executor, the same code path on one
-machine). Every launcher skips finished runs (``reports.runs.run_status``, the rule every tool
-uses) and reruns dead ones from a clean folder (``scripts.runner.run_if_needed``), so
+machine). Every launcher skips finished runs (``trainers.core.run_log.run_status``, the rule every tool
+uses) and reruns dead ones from a clean folder (``experiments.runner.run_if_needed``), so
 resubmitting an experiment only does what is left."""
 import multiprocessing
 import os
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from reports.runs import run_status
-from scripts.runner import run_if_needed
+from experiments.runner import run_if_needed
+from trainers.core.run_log import run_status
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -6,8 +6,8 @@ from collections import defaultdict
 
 import yaml
 
-from scripts.runner import is_finished
-from trainers.registry import TRAINER_REGISTRY
+from experiments.runner import is_finished
+from trainers.core.registry import TRAINER_REGISTRY
 
 from .prerequisites import dataset_class, needs_files
 

@@ -15,9 +15,9 @@ import os
 import platform
 import sys
 
-from datasets.atomic_io import atomic_path, write_json
-from trainers.clip_backbone import file_digest
-from trainers.environment import cpu_summary, cuda_summary, git_commit, package_version
+from common.atomic_io import atomic_path, write_json
+from trainers.core.environment import cpu_summary, cuda_summary, git_commit, package_version
+from trainers.features.clip_backbone import file_digest
 
 from .spec import ExperimentError
 

@@ -6,7 +6,7 @@
    missing all at once, before any work;
 2. extract the frozen features of every unfinished run once (``--extract-procs N``: sharded with
    torchrun);
-3. run everything: finished runs are skipped (``reports.runs.run_status``: log.txt has the test
+3. run everything: finished runs are skipped (``trainers.core.run_log.run_status``: log.txt has the test
    result), a folder left half-written is redone from scratch; the end prints each trainer's
    share of the run time;
 4. write ``<output>/report/``: the results table (md, csv, tex), the curves (png, pdf),
@@ -55,7 +55,7 @@ def build_parser():
 
 
 def cache_root():
-    from trainers.feature_cache import default_cache_root
+    from trainers.features.feature_cache import default_cache_root
 
     return default_cache_root()
 
@@ -80,7 +80,7 @@ def extract(runs, root, args, submitit_folder):
                         f"--nproc_per_node={args.extract_procs}", os.path.join(REPO, "extract_features.py"),
                         "--runs", runs_file], check=True)
         return None
-    from trainers.feature_extraction import extract_for_runs
+    from trainers.features.extraction import extract_for_runs
 
     return extract_for_runs(argvs)
 
@@ -89,8 +89,8 @@ def extract_job(argvs):
     """A submitit job (one task per GPU): torch.distributed's environment, then extraction."""
     import submitit
 
-    from trainers import distributed
-    from trainers.feature_extraction import extract_for_runs
+    from trainers.features import distributed
+    from trainers.features.extraction import extract_for_runs
 
     if submitit.JobEnvironment().num_tasks > 1:
         submitit.helpers.TorchDistributedEnvironment().export()
@@ -114,7 +114,7 @@ def write_report(output, report_dir):
     """The results table in three formats and the curves, from the same reader as results.py. The
     files hold the tables and their notes only: the plot messages go to the console, and the CSV
     run's notes (printed to stderr, the same as results.md's) are dropped."""
-    from scripts import results
+    from reports import results
 
     os.makedirs(report_dir, exist_ok=True)
     for fmt, ext in (("github", "md"), ("csv", "csv"), ("latex", "tex")):
@@ -156,7 +156,7 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     submitit_folder = os.path.join(experiment.output, "submitit")
     start, started_at = time.time(), now()
-    from reports.runs import run_status
+    from trainers.core.run_log import run_status
 
     unfinished = [r for r in experiment.runs if not run_status(r.out, r.end_signal).finished]
     extraction = extract(unfinished, root, args, submitit_folder) if unfinished and not args.no_extract else None

@@ -1,4 +1,4 @@
-"""Is a run finished? The shell runners' question, answered by ``reports.runs.run_status``:
+"""Is a run finished? The shell runners' question, answered by ``trainers.core.run_log.run_status``:
 
     python -m reports.finished DIR [DIR ...] [--test-log] [--quiet]
 
@@ -9,7 +9,7 @@ tens of milliseconds), so ``scripts/run_lib.sh`` can ask it before every run.
 import argparse
 import sys
 
-from reports.runs import TEST_LOG_SIGNAL, run_status
+from trainers.core.run_log import TEST_LOG_SIGNAL, run_status
 
 
 def describe(status):

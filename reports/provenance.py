@@ -1,4 +1,4 @@
-"""A run folder's ``provenance.json`` (written by trainers/run_provenance.py), read for the tables:
+"""A run folder's ``provenance.json`` (written by trainers/core/run_provenance.py), read for the tables:
 which split the run used and under which protocol it chose its hyper-parameters; and the rule that
 says whether a cell of such runs is the experiment of a published row (``caveats_of``).
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from reports.published import UNKNOWN_PROTOCOL
 
-PROVENANCE_FILE = "provenance.json"  # trainers.run_provenance.PROVENANCE_FILE
+PROVENANCE_FILE = "provenance.json"  # trainers.core.run_provenance.PROVENANCE_FILE
 UNKNOWN = "unknown"
 DIFFERS, NO_RECORD = "†", "?"  # cell marks
 LEGEND = {DIFFERS: "split rebuilt or generated, a selection protocol other than the published row's, or seeds "

@@ -21,7 +21,7 @@ BACKBONES = {"rn50": "RN50", "rn101": "RN101", "vit_b32": "ViT-B/32", "vit_b16":
 VALUE_FIELDS = {"method", "backbone", "label", "source", "protocol", "metric", "shots", "values", "average"}
 CLAIM_FIELDS = {"method", "status", "claim", "arxiv", "source", "protocol"}
 UNKNOWN_PROTOCOL = "unknown"
-PROTOCOLS = ("strict", "full_val", "lpclip", UNKNOWN_PROTOCOL)  # trainers.run_provenance.PROTOCOLS + unknown
+PROTOCOLS = ("strict", "full_val", "lpclip", UNKNOWN_PROTOCOL)  # trainers.core.run_provenance.PROTOCOLS + unknown
 
 
 class PublishedFileError(ValueError):

@@ -1,131 +1,15 @@
-"""Run folders in CoOp's layout, read as CoOp's ``parse_test_res.py`` reads them, and the one
-rule that says whether a run is finished (``run_status``) for every tool that asks.
-
-A run folder is ``.../<dataset>/<Trainer>/<cfg>_<K>shots[/<variant>]/seed<S>/log.txt``; its figures
-are the ``* <metric>: x%`` lines after the end signal (``Finish training``, or ``=> result`` for an
-eval-only run such as a distribution-shift evaluation); the last value of a metric wins.
-
-Only ``log.txt`` counts, never a rerun's ``log.txt-<timestamp>``. When train.py reruns into a folder
-whose ``log.txt`` is not finished (a run that died), it appends to ``log.txt`` after a
-``===== resumed ... =====`` line (``resumed_line``); the status is read from the part after the
-last such line, which is one complete train.py invocation. CoOp's parser, reading the whole file,
-takes the same figures whenever that part is finished (its test result is the last one printed).
-This module imports no torch: the shell runners ask it through ``python -m reports.finished``.
-"""
+"""Run folders in CoOp's layout (``.../<dataset>/<Trainer>/<cfg>_<K>shots[/<variant>]/seed<S>/log.txt``),
+scanned into seed runs keyed by dataset, trainer, config, shots and variant, each read with the
+run core's rule (``trainers.core.run_log.run_status``) as CoOp's ``parse_test_res.py`` reads it."""
 import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
-END_SIGNAL = "Finish training"
-TEST_LOG_SIGNAL = "=> result"
-LOG_NAME = "log.txt"
-RESUMED_PREFIX = "===== resumed "
-TEST_METRICS = ("accuracy", "mAP")  # a test result: classification / retrieval
-METRIC_LINE = re.compile(r"\* (\w+): ([\.\deE+-]+)%")
+from trainers.core.run_log import END_SIGNAL, TEST_LOG_SIGNAL, run_status
+
 SHOTS_DIR = re.compile(r"^(?P<cfg>.+)_(?P<shots>\d+)shots$")
 SEED_DIR = re.compile(r"seed(\d+)")
-
-
-def resumed_line(when):
-    """The line train.py writes into the ``log.txt`` of a run that died before it continues that
-    log with the rerun (``when``: the rerun's date)."""
-    return f"{RESUMED_PREFIX}{when} (the run above did not finish; log.txt continues) ====="
-
-
-def metrics_of(lines, end_signal=END_SIGNAL):
-    """``{metric: value}`` from the lines after ``end_signal`` (the last value wins), or {}:
-    CoOp's ``parse_test_res.py`` rule."""
-    metrics, started = {}, False
-    for line in lines:
-        line = line.strip()
-        if line == end_signal:
-            started = True
-        match = METRIC_LINE.search(line)
-        if match and started:
-            metrics[match.group(1)] = float(match.group(2))
-    return metrics
-
-
-def read_metrics(log_path, end_signal=END_SIGNAL):
-    """``metrics_of`` a whole log file, exactly as CoOp's parser reads it."""
-    with open(log_path) as f:
-        return metrics_of(f, end_signal)
-
-
-def last_run_lines(log_path):
-    """``(lines, resumed)``: the lines of ``log_path`` after its last ``resumed_line`` (all of them
-    without one), and how many such lines it holds."""
-    with open(log_path) as f:
-        lines = f.read().splitlines()
-    starts = [i for i, line in enumerate(lines) if line.startswith(RESUMED_PREFIX)]
-    return (lines[starts[-1] + 1:] if starts else lines), len(starts)
-
-
-def signal_of(lines):
-    """The end signal of a log's lines: ``=> result`` for an eval-only run, else ``Finish training``.
-
-    Eval-only means the logged arguments say ``eval_only: True``, or, in a log without them, a
-    result block without ``Finish training``; so a training run that died after a validation
-    result is still read as an unfinished training run.
-    """
-    lines = {line.strip() for line in lines}
-    if "eval_only: True" in lines:
-        return TEST_LOG_SIGNAL
-    if "eval_only: False" in lines or END_SIGNAL in lines:
-        return END_SIGNAL
-    return TEST_LOG_SIGNAL if TEST_LOG_SIGNAL in lines else END_SIGNAL
-
-
-def end_signal_of(log_path):
-    """``signal_of`` the last run in a log file (``last_run_lines``)."""
-    return signal_of(last_run_lines(log_path)[0])
-
-
-@dataclass(frozen=True)
-class RunStatus:
-    """What ``run_status`` found in a run folder. ``metrics`` are the figures that count ({} unless
-    finished); ``why`` says in a few words what is missing when the run is not finished."""
-    folder: str
-    has_log: bool
-    eval_only: bool = False
-    metrics: dict = field(default_factory=dict)
-    resumed: int = 0  # how many times log.txt was continued by a rerun
-    why: str = ""
-
-    @property
-    def finished(self):
-        return bool(self.metrics)
-
-    @property
-    def log(self):
-        """The log whose result counts: always ``<folder>/log.txt``."""
-        return os.path.join(self.folder, LOG_NAME)
-
-
-def run_status(folder, end_signal=None):
-    """Whether the run in ``folder`` is finished, and the figures that count. The one rule of this
-    project (train.py, the shell runners, results.py, reproduce and the launchers all ask it):
-
-    a run is finished when its ``log.txt`` (never a ``log.txt-<timestamp>``), read from its last
-    ``resumed_line`` on, has a test result (``* accuracy:`` or ``* mAP:``) after the end signal,
-    ``Finish training`` for a training run and ``=> result`` for an eval-only one. ``end_signal``
-    None tells the end signal from the log (``signal_of``); a value forces it (``--test-log``).
-    So a validation result printed before ``Finish training`` (``TEST.FINAL_MODEL best_val``) never
-    finishes a run, and a run completed by a rerun that continued its log does.
-    """
-    log = os.path.join(folder, LOG_NAME)
-    if not os.path.isfile(log):
-        return RunStatus(folder, has_log=False, why=f"no {LOG_NAME}")
-    lines, resumed = last_run_lines(log)
-    signal = end_signal or signal_of(lines)
-    metrics = metrics_of(lines, signal)
-    eval_only = signal == TEST_LOG_SIGNAL
-    if any(m in metrics for m in TEST_METRICS):
-        return RunStatus(folder, True, eval_only, metrics, resumed)
-    ran = "the rerun in log.txt" if resumed else LOG_NAME
-    return RunStatus(folder, True, eval_only, {}, resumed,
-                     f"failed or unfinished: {ran} has no test result after '{signal}'")
 
 
 @dataclass(frozen=True)

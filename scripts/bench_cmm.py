@@ -15,10 +15,10 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "tests"))
 
-import train  # noqa: E402
-from conftest import TINY_CONFIG, save_tiny_clip, write_dtd  # noqa: E402
+from datasets.synthetic_dtd import write_dtd  # noqa: E402
+from trainers.core import run as train  # noqa: E402
+from trainers.features.tiny_clip import TINY_CONFIG, save_tiny_clip  # noqa: E402
 
 
 def timed(fn):

@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from trainers.feature_cache import (  # noqa: E402
+from trainers.features.feature_cache import (  # noqa: E402
     FeatureCache,
     entry_key,
     file_identities,

@@ -20,8 +20,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import train  # noqa: E402
 from scripts import bench_retrieval_map  # noqa: E402
+from trainers.core import run as train  # noqa: E402
 
 
 def main(argv=None):

@@ -26,7 +26,7 @@ from sklearn.metrics import average_precision_score
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from trainers.retrieval_evaluator import mean_average_precision  # noqa: E402
+from trainers.core.retrieval_evaluator import mean_average_precision  # noqa: E402
 
 MIB = 2 ** 20
 PAGE = os.sysconf("SC_PAGE_SIZE")

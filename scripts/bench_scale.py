@@ -20,7 +20,7 @@ its phases in-process:
   evaluate  the final test.
 and reports its peak RSS (``ru_maxrss``) and test accuracy. The floor is the time of reading the
 run's feature tensors once from the feature cache: the child stores every tensor the run read as
-feature cache entries (fp16, ``trainers.feature_cache``) and times loading them back (checksums
+feature cache entries (fp16, ``trainers.features.feature_cache``) and times loading them back (checksums
 included); ``x floor`` is (load + fit + evaluate) / floor.
 """
 import argparse
@@ -47,7 +47,7 @@ def simulated_opts(scale):
 
 def feature_level_rows(repo):
     """``{row name: (trainer, extra opts)}`` of every feature-level trainer registered in ``repo``."""
-    code = ("import json, trainers; from trainers.registry import TRAINER_REGISTRY; "
+    code = ("import json, trainers; from trainers.core.registry import TRAINER_REGISTRY; "
             "print(json.dumps([c.__name__ for c in TRAINER_REGISTRY.classes() if c.feature_level]))")
     names = json.loads(subprocess.run([sys.executable, "-c", code], cwd=repo, check=True, capture_output=True,
                                       text=True, env=child_env(repo)).stdout)
@@ -96,7 +96,7 @@ class RecordingSource:
 
 def floor_seconds(tensors, folder):
     """Seconds to load ``tensors`` back once as feature cache entries (written first, untimed)."""
-    from trainers.feature_cache import FeatureCache
+    from trainers.features.feature_cache import FeatureCache
 
     cache = FeatureCache(folder)
     entries = []
@@ -112,9 +112,9 @@ def floor_seconds(tensors, folder):
 
 def run_child(repo, trainer_name, opts, out_dir, result_path):
     """One run of ``repo``'s train.py main, its phases timed by wrapping the trainer's methods."""
-    import train
-    import trainers.feature_trainer as feature_trainer
-    import trainers.registry as registry
+    import trainers.core.registry as registry
+    import trainers.features.feature_trainer as feature_trainer
+    from trainers.core import run as train
 
     phases = {"load": 0.0, "fit": 0.0, "evaluate": 0.0}
     state = {}

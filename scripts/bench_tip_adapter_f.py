@@ -1,7 +1,7 @@
 """Benchmark: Tip-Adapter-F trained from the feature cache vs. the original's re-encoding loop.
 
     python scripts/bench_tip_adapter_f.py [--classes 10] [--shots 16] [--epochs 20] [--image-size 64]
-        [--backbone tests/assets/TinyCLIP.json | RN50 ...] [--input-size 32] [--workers 0] [--threads 0]
+        [--backbone configs/models/TinyCLIP.json | RN50 ...] [--input-size 32] [--workers 0] [--threads 0]
 
 On a generated image dataset (CoOp's DescribableTextures layout) with the tiny random CLIP model
 of the test suite (or any open_clip backbone with random weights: ``--backbone RN50 --input-size
@@ -35,12 +35,12 @@ from torch.utils.data import DataLoader
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import TINY_CONFIG, run_train, save_tiny_clip, tiny_args  # noqa: E402
 from datasets.image_loading import ImageViews  # noqa: E402
 from datasets.transforms import augment_transform  # noqa: E402
 from methods.tip_adapter import CACHE_AUG_SCALE, build_cache  # noqa: E402
+from trainers.core.run import main as run_train  # noqa: E402
+from trainers.features.tiny_clip import TINY_CONFIG, save_tiny_clip, tiny_clip_args  # noqa: E402
 
 
 def write_dataset(root, classes, shots, image_size, val=4, test=4):
@@ -67,8 +67,9 @@ def build_trainer(args, model, root, work, cache_name, out_name):
             "DATALOADER.TRAIN_X.BATCH_SIZE", args.batch_size, "DATALOADER.NUM_WORKERS", args.workers,
             "DATALOADER.TEST.BATCH_SIZE", 256, "INPUT.SIZE", f"({args.input_size}, {args.input_size})",
             "TRAINER.TIPADAPTER.AUGMENT_EPOCH", args.views, "TRAINER.TIPADAPTER.EPOCHS", args.epochs]
-    argv = tiny_args(model, root, work / out_name, *opts, flags=["--no-train"], trainer="TipAdapterF")
-    return run_train(argv)
+    argv = tiny_clip_args(model.weights, root, work / out_name, *opts, flags=["--no-train"], trainer="TipAdapterF",
+                          backbone=model.config)
+    return run_train([str(a) for a in argv], echo=False)
 
 
 def train_cached(trainer):

@@ -17,7 +17,7 @@ from scipy.io import savemat
 
 import datasets  # noqa: F401  (registers every dataset)
 from datasets.registry import build_dataset
-from trainers.config import get_cfg_default
+from trainers.core.config import get_cfg_default
 
 PER_CLASS = 10  # images per class (trainval per class for the Pets-style datasets)
 TEST_PER_CLASS = 3  # Pets-style datasets: official test images per class

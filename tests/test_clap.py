@@ -11,7 +11,7 @@ from conftest import RESULT_BLOCK, coop_parse, read_log, run_train, tiny_args
 from methods.clap import ZeroShotLinearProbe, class_multipliers, constraint_penalty, zero_shot_prototypes
 from test_linear_probe import backbone_configs, check_eval_only_runs, echoing_scripts, sim_args
 from trainers.clap import PooledViewBatches, original_templates
-from trainers.feature_trainer import LabeledFeatures
+from trainers.features.feature_trainer import LabeledFeatures
 
 FAST = ("OPTIM.MAX_EPOCH", "5")
 

@@ -6,15 +6,15 @@ import open_clip
 import pytest
 import torch
 
-from trainers import clip_backbone
-from trainers.clip_backbone import (
+from trainers.core.config import get_cfg_default
+from trainers.features import clip_backbone
+from trainers.features.clip_backbone import (
     BackboneError,
     WeightsUnavailableError,
     load_clip,
     offline_reason,
     resolve_backbone,
 )
-from trainers.config import get_cfg_default
 
 
 def backbone_cfg(name, pretrained="", cache_dir=""):

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from conftest import ROOT, run_train
 from methods.cmm import CMMHead, gda_map_init
 from methods.gda import fit_gda
-from trainers.config import get_cfg_default
+from trainers.core.config import get_cfg_default
 
 
 def cmm_args(out, *opts, flags=()):

@@ -16,7 +16,7 @@ from torchvision import transforms as T
 from conftest import DTD_CLASSES, ROOT, read_log, run_train, tiny_args
 from methods.prompt_learner import PromptLearner, text_encoder
 from methods.zero_shot import clip_logits
-from trainers.class_map import ClassMismatchError
+from trainers.core.class_map import ClassMismatchError
 
 CFG = ROOT / "configs/trainers/CoOp/vit_b16_ep50.yaml"
 COOP_INPUT = ("INPUT.TRANSFORMS", '["random_resized_crop", "random_flip", "normalize"]',

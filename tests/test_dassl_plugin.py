@@ -63,7 +63,7 @@ def test_trainers_and_extra_datasets_are_registered_in_dassl():
     import dassl_plugin
     from dassl_plugin.core import ours
 
-    our_trainers, our_datasets = ours.trainers.registry.TRAINER_REGISTRY, ours.datasets.registry.DATASET_REGISTRY
+    our_trainers, our_datasets = ours.trainers.core.registry.TRAINER_REGISTRY, ours.datasets.registry.DATASET_REGISTRY
     assert dassl_plugin.TRAINER_NAMES == {
         "CLAP": "CLAP", "CLIPAdapter": "CLIPAdapter", "CMM": "CMM", "FLEXCLIP": "FLEXCLIP", "GDA": "GDA",
         "LinearProbe": "LinearProbe", "LPPlusPlus": "LPPlusPlus", "TipAdapter": "TipAdapter",
@@ -150,8 +150,9 @@ assert trainers.coop.OWNER == 'checkout trainers'
 cfg = get_cfg_default()
 dassl_plugin.extend_cfg(cfg)
 cfg.MODEL.BACKBONE.NAME, cfg.CLIP.PRETRAINED = {tiny_clip.config!r}, {tiny_clip.weights!r}
-source = ours.trainers.feature_trainer.build_feature_source(cfg, SimpleNamespace(dataset_dir={str(tmp_path)!r}))
-assert type(source) is sys.modules['dassl_plugin._trainers.clip_features'].CLIPFeatureSource
+features = ours.trainers.features
+source = features.feature_trainer.build_feature_source(cfg, SimpleNamespace(dataset_dir={str(tmp_path)!r}))
+assert type(source) is sys.modules['dassl_plugin._trainers.features.clip_features'].CLIPFeatureSource
 print('ok', type(source).__name__)
 """
     assert run_in_checkout(checkout, script, text=True).split()[-2:] == ["ok", "CLIPFeatureSource"]
@@ -163,7 +164,7 @@ def test_our_objects_unpickle_in_a_fresh_process(tmp_path):
     process, with the checkout's packages first on sys.path, unpickles our objects."""
     from dassl_plugin.core import ours
 
-    seeds = ours.trainers.clip_features.ViewSeeds(3, 1, ["images/a.jpg", "images/b.jpg"])
+    seeds = ours.trainers.features.clip_features.ViewSeeds(3, 1, ["images/a.jpg", "images/b.jpg"])
     datum = ours.datasets.datum.Datum("images/a.jpg", 2, "banded")
     script = """
 import pickle, sys
@@ -173,7 +174,7 @@ assert trainers.coop.OWNER == 'checkout trainers'
 print(seeds(0), seeds(1), datum.label, type(seeds).__module__)
 """
     out = run_in_checkout(fake_checkout(tmp_path), script, input=pickle.dumps((seeds, datum))).decode().split()
-    assert out == [str(seeds(0)), str(seeds(1)), "2", "dassl_plugin._trainers.clip_features"]
+    assert out == [str(seeds(0)), str(seeds(1)), "2", "dassl_plugin._trainers.features.clip_features"]
 
 
 # --- Dassl's own build_trainer on a generated dataset ----------------------------------------------

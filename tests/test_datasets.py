@@ -8,11 +8,11 @@ import shutil
 
 import pytest
 
+from common.hashing import file_sha256
 from coop_layouts import CALTECH_CLASSES, FLOWER_LABELS, IMAGENET_CLASSES, LAYOUTS, as_tuples, build, reference_fewshot
 from datasets.base import DatasetBase, DatasetLayoutError
 from datasets.registry import DATASET_REGISTRY
-from datasets.hashing import file_sha256
-from trainers.config import get_cfg_default
+from trainers.core.config import get_cfg_default
 
 FOLDER_STYLE = {"split": (18, 6, 6), "raw": (15, 6, 9)}  # 3 classes x 10: written split / CoOp's 50/20/30
 PETS_STYLE = {"split": (27, 6, 6), "raw": (24, 6, 9)}  # 3 classes x (10 trainval + 3 test)

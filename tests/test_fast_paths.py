@@ -11,8 +11,8 @@ from conftest import ROOT, run_train
 from methods.linear_probe import accuracy as probe_accuracy
 from methods.linear_probe import coop_c_search, fit_logistic_regression, nearest_fit
 from methods.tip_adapter import alpha_beta_correct_counts, cache_logits, one_hot_labels
-from trainers.evaluator import batch_accuracy
-from trainers.search import grid_search, linspace_grid
+from trainers.core.evaluator import batch_accuracy
+from trainers.features.search import grid_search, linspace_grid
 
 
 def random_cache(num_classes=7, per_class=(1, 2, 3), dim=16, num_val=40, seed=0):

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, read_log, run_train, tiny_args, write_dtd
-from trainers.feature_cache import CacheNotWritableError, file_identities, payload_checksum
+from trainers.features.feature_cache import CacheNotWritableError, file_identities, payload_checksum
 
 
 def cache_of(trainer):
@@ -107,7 +107,7 @@ def test_killed_process_leaves_only_temporary_files_that_are_never_read(tiny_cli
         "    open(path, 'r+b').truncate(64)\n"
         "    os._exit(9)\n"
         "torch.save = die\n"
-        "import train\n"
+        "from trainers.core import run as train\n"
         f"train.main({[str(a) for a in argv]!r}, echo=False)\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=dict(os.environ))
@@ -147,7 +147,7 @@ def test_a_cold_and_a_warm_cache_give_the_same_training_run(tiny_clip, dtd_root,
 
 
 def test_atomic_writes_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
-    from datasets.atomic_io import write_json
+    from common.atomic_io import write_json
 
     old = os.umask(0o022)
     try:
@@ -340,7 +340,7 @@ def test_identity_names_the_backbone_and_every_entry_used(tiny_clip, dtd_root, t
 def test_simulated_identity_names_the_generator_and_its_config(tmp_path):
     from datasets.simulated import SimulatedFeatures, world_for
     from datasets.simulated_pairs import SimulatedPairs
-    from trainers.config import get_cfg_default
+    from trainers.core.config import get_cfg_default
 
     cfg = get_cfg_default()
     identity = SimulatedFeatures(world_for(cfg)).identity()

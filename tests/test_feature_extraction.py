@@ -12,8 +12,8 @@ import torch
 import extract_features
 from conftest import ROOT, read_log, run_train, tiny_args, write_dtd
 from pair_layouts import pascal_sentence
-from trainers import distributed
-from trainers.feature_extraction import RunError, extract_for_runs
+from trainers.features import distributed
+from trainers.features.extraction import RunError, extract_for_runs
 
 
 @pytest.fixture(scope="module")

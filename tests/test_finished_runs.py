@@ -1,4 +1,4 @@
-"""One rule says whether a run is finished (``reports.runs.run_status``), and every reader follows
+"""One rule says whether a run is finished (``trainers.core.run_log.run_status``), and every reader follows
 it: the shell runners (``python -m reports.finished`` in ``run_once``), results.py's scan,
 reproduce / the launchers, and CoOp's parse_test_res.py rule. Also: log.txt is line-buffered,
 and an unknown trainer or dataset stops train.py before any output is written."""
@@ -12,8 +12,9 @@ import textwrap
 import pytest
 
 from conftest import ROOT, coop_parse, read_log, run_train
-from reports.runs import END_SIGNAL, RESUMED_PREFIX, problems, run_status, scan, usable
-from scripts.runner import run_if_needed
+from experiments.runner import run_if_needed
+from reports.runs import problems, scan, usable
+from trainers.core.run_log import END_SIGNAL, RESUMED_PREFIX, run_status
 
 TEST_ACCURACY = re.compile(r"^\* accuracy: ([\d.]+)%$", re.M)
 
@@ -54,8 +55,8 @@ def killed_after_epoch(out, epoch, argv):
     code = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r})
-        import train
-        from trainers.trainer_base import TrainerBase
+        from trainers.core import run as train
+        from trainers.core.trainer_base import TrainerBase
         after_epoch = TrainerBase.after_epoch
         def after_epoch_then_die(self):
             after_epoch(self)
@@ -137,7 +138,7 @@ def test_rerun_of_a_finished_run_never_changes_the_result_that_counts(tmp_path):
 def test_log_txt_is_line_buffered(tmp_path):
     code = textwrap.dedent(f"""
         import importlib.util, os, signal
-        spec = importlib.util.spec_from_file_location("logger", {str(ROOT / "trainers/logger.py")!r})
+        spec = importlib.util.spec_from_file_location("logger", {str(ROOT / "trainers/core/logger.py")!r})
         logger = importlib.util.module_from_spec(spec)  # the module alone: no torch to import
         spec.loader.exec_module(logger)
         with logger.log_to({str(tmp_path)!r}, echo=False):

@@ -156,7 +156,7 @@ THREADED_RUN = """
 import hashlib, json, sys
 import torch
 torch.set_num_threads(int(sys.argv[1]))
-import train
+from trainers.core import run as train
 trainer = train.main(sys.argv[3:], echo=False)
 digest = hashlib.sha256()
 for name, model in (("stage1", trainer.vaegans), ("stage2", trainer.stage2)):

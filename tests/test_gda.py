@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from conftest import ROOT, read_log, run_train, tiny_args
 from methods.gda import fit_gda
 from test_linear_probe import check_eval_only_runs, forwarded_commands
-from trainers.config import get_cfg_default, merge_file
-from trainers.feature_trainer import LabeledFeatures
+from trainers.core.config import get_cfg_default, merge_file
+from trainers.features.feature_trainer import LabeledFeatures
 
 SHOTS = 4
 ORIGINAL_GRID = [0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0]

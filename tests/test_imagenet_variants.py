@@ -18,13 +18,13 @@ from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
 from conftest import ROOT, read_log, run_train, tiny_args
 from coop_layouts import LAYOUTS, build, write_image, write_lines
-from test_linear_probe import sim_args
 from datasets.base import DatasetLayoutError
 from datasets.imagenet import IMAGENET_200_WNIDS
 from datasets.registry import DATASET_REGISTRY
-from trainers.checkpoint import save_checkpoint
-from trainers.class_map import ClassList, ClassMismatchError, class_index_map, dataset_class_ids
-from trainers.registry import TRAINER_REGISTRY
+from test_linear_probe import sim_args
+from trainers.core.checkpoint import save_checkpoint
+from trainers.core.class_map import ClassList, ClassMismatchError, class_index_map, dataset_class_ids
+from trainers.core.registry import TRAINER_REGISTRY
 
 WNIDS = timm.data.ImageNetInfo().label_names()  # ImageNet's labels 0..999 (sorted wnids)
 TIMM_INFO = Path(timm.data.__file__).parent / "_info"

@@ -13,8 +13,8 @@ from sklearn.linear_model import LogisticRegression
 
 from conftest import RESULT_BLOCK, ROOT, coop_parse, read_log, run_train, tiny_args
 from methods.linear_probe import coop_c_search, linear_weights, lpclip_val_indices
-from trainers.config import get_cfg_default, merge_file
-from trainers.feature_trainer import LabeledFeatures
+from trainers.core.config import get_cfg_default, merge_file
+from trainers.features.feature_trainer import LabeledFeatures
 
 SHOTS = 4
 

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from conftest import RESULT_BLOCK, ROOT, coop_parse, read_log, run_train, tiny_args
 from methods.lp_plus_plus import LPPlusPlusHead, fit_lp_plus_plus, train_step, visual_optimizer
 from test_linear_probe import check_eval_only_runs, forwarded_commands
-from trainers.config import get_cfg_default, merge_file
-from trainers.feature_trainer import LabeledFeatures
+from trainers.core.config import get_cfg_default, merge_file
+from trainers.features.feature_trainer import LabeledFeatures
 
 SHOTS = 4
 FAST = ("TRAINER.LPPLUSPLUS.EPOCHS", 20)

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from trainers.config import get_cfg_default
-from trainers.lr_scheduler import build_lr_scheduler, lr_at_epoch
+from trainers.core.config import get_cfg_default
+from trainers.core.lr_scheduler import build_lr_scheduler, lr_at_epoch
 
 
 def optim_cfg(**overrides):

@@ -7,10 +7,10 @@ import shutil
 import pytest
 
 from conftest import ROOT, read_log, run_train, tiny_args
+from reports import results
 from reports.provenance import PROVENANCE_FILE as READ_NAME
 from reports.provenance import read_provenance
-from scripts import results
-from trainers.run_provenance import PROVENANCE_FILE, checked_selection
+from trainers.core.run_provenance import PROVENANCE_FILE, checked_selection
 
 
 def sim_run(out, seed=1, *opts, flags=(), dataset="simulated"):

@@ -106,7 +106,8 @@ PLAN = {
 }
 
 COMMAND_START = re.compile(r"^(?:[A-Z_]+=\S* )*(?:make|bash|python3?|\.venv/bin/\S+|torchrun|pytest|export)\b")
-DRY_TRAIN = ("import sys, train; a = train.build_parser().parse_args(sys.argv[1:]); cfg, _ = train.setup_cfg(a); "
+DRY_TRAIN = ("import sys; from trainers.core import run as train; "
+             "a = train.build_parser().parse_args(sys.argv[1:]); cfg, _ = train.setup_cfg(a); "
              "train.check_registered(cfg); a.eval_only or a.no_train or train.refuse_test_only_training(cfg); "
              "print(f'dry run: {cfg.TRAINER.NAME} on {cfg.DATASET.NAME}, {cfg.DATASET.NUM_SHOTS} shots, '"
              "f'seed {cfg.SEED} -> {cfg.OUTPUT_DIR}' + (' (eval-only)' if a.eval_only else ''))")

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 from conftest import RESULT_BLOCK
+from reports import results
 from reports.plots import AVERAGE_PANEL, draw, plot_series
 from reports.published import PUBLISHED_FILE, PublishedFileError, backbone_of_cfg, load_published
-from reports.runs import END_SIGNAL, TEST_LOG_SIGNAL, end_signal_of, problems, scan, usable
+from reports.runs import problems, scan, usable
 from reports.tables import FEWSHOT_DATASETS, build_tables, csv_text, format_table, latex_escape, records, wide_table
-from scripts import results
+from trainers.core.run_log import END_SIGNAL, TEST_LOG_SIGNAL, end_signal_of
 
 ARGS = "***************\n** Arguments **\n***************\n"
 VAL_BLOCK = "Evaluate on the *val* set\n=> result\n* total: 40\n* correct: 10\n* accuracy: 25.0%\n" \
@@ -433,7 +434,7 @@ def test_a_published_row_of_unknown_protocol_is_never_compared(tmp_path):
 
 def test_every_published_entry_names_a_valid_protocol():
     from reports.published import PROTOCOLS
-    from trainers.run_provenance import PROTOCOLS as RUN_PROTOCOLS
+    from trainers.core.run_provenance import PROTOCOLS as RUN_PROTOCOLS
 
     assert PROTOCOLS == (*RUN_PROTOCOLS, "unknown")
     import yaml

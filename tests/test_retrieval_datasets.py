@@ -22,7 +22,7 @@ from pair_layouts import (
     wikipedia,
     write_manifest,
 )
-from trainers.config import get_cfg_default
+from trainers.core.config import get_cfg_default
 
 READERS = {
     "Wikipedia": wikipedia,

@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from sklearn.metrics import average_precision_score
 
 from conftest import coop_parse
-from trainers.config import get_cfg_default
-from trainers import retrieval_evaluator
-from trainers.retrieval_evaluator import RESULTS_FILE, Retrieval, mean_average_precision
+from trainers.core import retrieval_evaluator
+from trainers.core.config import get_cfg_default
+from trainers.core.retrieval_evaluator import RESULTS_FILE, Retrieval, mean_average_precision
 
 
 def random_retrieval(num_queries, num_gallery, num_classes, dim=16, seed=0, dtype=torch.float64):

@@ -7,8 +7,8 @@ import sys
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import ROOT, coop_parse, read_log, run_train
-from trainers.config import get_cfg_default, merge_file
-from trainers.environment import git_commit
+from trainers.core.config import get_cfg_default, merge_file
+from trainers.core.environment import git_commit
 
 BATCHES, EPOCHS = 4, 2  # 2 shots x 32 classes in batches of 16, two epochs
 

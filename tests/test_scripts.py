@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from conftest import ROOT, coop_parse, run_train
-from scripts import results
+from reports import runs as runs_module
 
 
 def test_results_reader_agrees_with_coops_parser(tmp_path):
@@ -13,11 +13,11 @@ def test_results_reader_agrees_with_coops_parser(tmp_path):
         run_train(["--root", "", "--seed", seed, "--trainer", "ZeroshotCLIP2", "--dataset-config-file",
                    ROOT / "configs/datasets/simulated.yaml", "--output-dir",
                    tmp_path / "simulated" / "ZeroshotCLIP2" / "sim_2shots" / f"seed{seed}", "DATASET.NUM_SHOTS", 2])
-    runs = results.scan([tmp_path])
+    runs = runs_module.scan([tmp_path])
     seed_dirs = sorted((tmp_path / "simulated" / "ZeroshotCLIP2" / "sim_2shots").iterdir())
-    assert [p.name for p in seed_dirs] == ["seed1", "seed2", "seed3"] and results.problems(runs) == []
-    key = results.RunKey("simulated", "ZeroshotCLIP2", "sim", 2, "")
-    values = [run.metrics["accuracy"] for run in results.usable(runs) if run.key == key]
+    assert [p.name for p in seed_dirs] == ["seed1", "seed2", "seed3"] and runs_module.problems(runs) == []
+    key = runs_module.RunKey("simulated", "ZeroshotCLIP2", "sim", 2, "")
+    values = [run.metrics["accuracy"] for run in runs_module.usable(runs) if run.key == key]
     assert values == [coop_parse((d / "log.txt").read_text()) for d in seed_dirs] == [62.8] * 3
 
 

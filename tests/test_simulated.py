@@ -8,7 +8,7 @@ import torch
 from conftest import ROOT, read_log, run_train
 from datasets.datum import Datum
 from datasets.simulated import SimulatedWorld, SimulationSpec, world_for
-from trainers.config import get_cfg_default
+from trainers.core.config import get_cfg_default
 
 
 def spec(**changes):

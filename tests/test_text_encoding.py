@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from conftest import ROOT, run_train, tiny_args
 from pair_layouts import pascal_sentence
-from trainers.text_encoding import mean_of_windows, text_windows
+from trainers.features.text_encoding import mean_of_windows, text_windows
 
 LONG = " ".join(f"word{i} is here." for i in range(60))  # far beyond 77 tokens
 

@@ -13,9 +13,9 @@ from conftest import ROOT, read_log, run_train, tiny_args
 from coop_layouts import build, eurosat, imagenet
 from methods.tip_adapter import TipAdapterHead, build_cache
 from test_linear_probe import check_eval_only_runs
-from trainers.config import get_cfg_default, merge_file
-from trainers.feature_trainer import LabeledFeatures
-from trainers.search import selection_features
+from trainers.core.config import get_cfg_default, merge_file
+from trainers.features.feature_trainer import LabeledFeatures
+from trainers.features.search import selection_features
 
 SHOTS = 4
 COARSE = ("TRAINER.TIPADAPTER.SEARCH_STEP", "(40, 10)")  # where the grid itself is not under test (speed)

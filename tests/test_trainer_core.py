@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import ROOT, read_log, run_train
-from trainers.feature_trainer import FeatureTrainer
-from trainers.lr_scheduler import build_lr_scheduler
-from trainers.optim import build_optimizer
-from trainers.registry import TRAINER_REGISTRY
+from trainers.core.lr_scheduler import build_lr_scheduler
+from trainers.core.optim import build_optimizer
+from trainers.core.registry import TRAINER_REGISTRY
+from trainers.features.feature_trainer import FeatureTrainer
 
 
 @TRAINER_REGISTRY.register("LinearHeadForTests")

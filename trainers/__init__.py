@@ -1,5 +1,3 @@
-"""Trainers: the registry and config, the training core, and one module per method.
-
-Importing this package registers every trainer (``--trainer NAME``).
-"""
-from . import clap, clip_adapter, cmm, coop, flex_clip, gda, linear_probe, lp_plus_plus, tip_adapter, zeroshot_clip  # noqa: F401
+"""Trainers, by layer: ``core/`` (the loop, config, registry, checkpoints, logging, evaluation),
+``features/`` (open_clip, the feature cache, text encoding, sharding, the cached-feature base) and
+one module per method trainer here, imported when its name is looked up (``core.registry``)."""

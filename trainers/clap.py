@@ -27,16 +27,15 @@ The deployed model's weights, prototypes and multipliers are one registered modu
 """
 import torch
 import torch.nn.functional as F
-from yacs.config import CfgNode as CN
 
 from methods.clap import ZeroShotLinearProbe, zero_shot_prototypes
 
-from .evaluator import batch_accuracy
-from .feature_trainer import FeatureTrainer, batches_per_epoch
-from .lr_scheduler import build_lr_scheduler
-from .optim import build_optimizer
-from .registry import TRAINER_REGISTRY
-from .templates import IMAGENET_ENSEMBLE, custom_template
+from .core.evaluator import batch_accuracy
+from .core.lr_scheduler import build_lr_scheduler
+from .core.optim import build_optimizer
+from .core.registry import TRAINER_REGISTRY
+from .features.feature_trainer import FeatureTrainer, batches_per_epoch
+from .features.templates import IMAGENET_ENSEMBLE, custom_template
 
 MODEL_NAME = "zs_linear_probe"
 PROTOCOLS = ("strict",)
@@ -75,15 +74,6 @@ class CLAP(FeatureTrainer):
     """ZS-LP + ``mean_c lambda_c ||W_c - T_c||^2``, lambda_c the zero-shot support accuracy of class c."""
 
     constrained = True  # False (ZSLP): cross-entropy alone
-
-    @staticmethod
-    def extend_cfg(cfg):
-        """TRAINER.CLAP, shared by CLAP and ZSLP."""
-        cfg.TRAINER.CLAP = CN()
-        # Augmented views per support image (the original's epochs_aumentation = 20)
-        cfg.TRAINER.CLAP.NUM_VIEWS = 20
-        # strict: adapted on the support set only, nothing selected on any split (the only protocol)
-        cfg.TRAINER.CLAP.PROTOCOL = "strict"
 
     def build_model(self):
         cfg, node = self.cfg, self.cfg.TRAINER.CLAP

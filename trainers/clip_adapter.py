@@ -7,33 +7,21 @@ every image every epoch; here each epoch draws one view per image from a fixed b
 NUM_VIEWS cached RandomResizedCrop(INPUT.RRCROP_SCALE) + flip views.
 """
 import torch.nn.functional as F
-from yacs.config import CfgNode as CN
 
 from methods.clip_adapter import Adapter, adapter_logits
 from methods.zero_shot import class_prototypes
 
-from .evaluator import batch_accuracy
-from .feature_trainer import FeatureTrainer
-from .lr_scheduler import build_lr_scheduler
-from .optim import build_optimizer
-from .registry import TRAINER_REGISTRY
-from .templates import format_prompt, templates_for
+from .core.evaluator import batch_accuracy
+from .core.lr_scheduler import build_lr_scheduler
+from .core.optim import build_optimizer
+from .core.registry import TRAINER_REGISTRY
+from .features.feature_trainer import FeatureTrainer
+from .features.templates import format_prompt, templates_for
 
 
 @TRAINER_REGISTRY.register()
 class CLIPAdapter(FeatureTrainer):
     """logits = logit_scale * norm(ratio * adapter(f) + (1 - ratio) * f) @ norm(text).T"""
-
-    @staticmethod
-    def extend_cfg(cfg):
-        cfg.TRAINER.CLIPADAPTER = CN()
-        cfg.TRAINER.CLIPADAPTER.RATIO = 0.2  # residual ratio: weight of the adapted feature (original: 0.2)
-        cfg.TRAINER.CLIPADAPTER.REDUCTION = 4  # bottleneck width = feature dim / REDUCTION (original: 4)
-        # Cached augmented views per few-shot image; each epoch draws one per image. The original
-        # re-augments every epoch (200 encoder passes over the few-shot images); 10, the size of the
-        # FEATURES.AUG_VIEWS bank (Tip-Adapter's), costs 10 passes, and each view recurs about
-        # MAX_EPOCH / 10 times. More views = closer to the original, at one encoder pass each.
-        cfg.TRAINER.CLIPADAPTER.NUM_VIEWS = 10
 
     def build_model(self):
         cfg, node = self.cfg, self.cfg.TRAINER.CLIPADAPTER

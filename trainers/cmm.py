@@ -2,7 +2,7 @@
 
 Only the map W and the prototypes T are trained, on batches of cached augmented views (the
 feature cache's 10-view bank, FEATURES.AUG_*). Every choice the paper leaves open is a key
-under TRAINER.CMM (see ``extend_cfg``). With TRAINER.CMM.SEARCH, alpha / lambda / lr are
+under TRAINER.CMM (see ``core.trainer_nodes``). With TRAINER.CMM.SEARCH, alpha / lambda / lr are
 chosen on the few-shot validation split (never test) by training one model per grid point.
 At the end of a run the modality gap on the test split is logged before and after the
 mapping and written to ``<OUTPUT_DIR>/modality_gap.json``.
@@ -18,20 +18,19 @@ same validation accuracy, which is the paper's claim; it is the default, cosine 
 import os
 
 import torch
-from yacs.config import CfgNode as CN
 
-from datasets.atomic_io import write_json
+from common.atomic_io import write_json
 from methods.cmm import CMMHead, cmm_loss, gda_map_init
 from methods.modality_gap import gap_metrics
 from methods.zero_shot import class_prototypes
 
-from .evaluator import batch_accuracy
-from .feature_trainer import FeatureTrainer, batches_per_epoch
-from .lr_scheduler import build_iteration_cosine
-from .optim import build_optimizer
-from .registry import TRAINER_REGISTRY
-from .search import grid_search
-from .templates import templates_for
+from .core.evaluator import batch_accuracy
+from .core.lr_scheduler import build_iteration_cosine
+from .core.optim import build_optimizer
+from .core.registry import TRAINER_REGISTRY
+from .features.feature_trainer import FeatureTrainer, batches_per_epoch
+from .features.search import grid_search
+from .features.templates import templates_for
 
 MAP_INITS = ("zero", "gda")  # TRAINER.CMM.MAP_INIT
 
@@ -39,29 +38,6 @@ MAP_INITS = ("zero", "gda")  # TRAINER.CMM.MAP_INIT
 @TRAINER_REGISTRY.register()
 class CMM(FeatureTrainer):
     lr_step_per_batch = True  # AdamW with a cosine decay over iterations
-
-    @staticmethod
-    def extend_cfg(cfg):
-        cfg.TRAINER.CMM = CN()
-        c = cfg.TRAINER.CMM
-        c.ALPHA = 1.0  # weight of the CMM logits fused with zero-shot CLIP's
-        c.LAMBDA = 5.0  # weight of the triplet term (chosen on the simulated benchmark's val split)
-        c.MARGIN = 1.0  # triplet margin (torch's TripletMarginLoss default)
-        c.DISTANCE = "euclidean"  # between L2-normalised vectors (see module doc) | cosine (1 - cos)
-        c.NEGATIVE = "hardest"  # hardest (paper) | random wrong-class prototype (ablation)
-        c.RESIDUAL = True  # v' = vW + v with W = 0 (paper); False: plain v' = vW, W as nn.Linear (ablation)
-        c.BIAS = False  # an additive bias in the map
-        c.TRAIN_PROTOTYPES = True  # T trainable (paper); False: T frozen at T0 (ablation)
-        c.FUSION = True  # zero-shot + alpha * CMM (paper); False: CMM logits alone (ablation)
-        # zero: W = 0, CMM starts as zero-shot CLIP (paper); gda: W from GDA's closed form on the
-        # training views (methods.cmm.gda_map_init; ablation)
-        c.MAP_INIT = "zero"
-        c.PROTOTYPE_LR_MULT = 1.0  # lr of T relative to OPTIM.LR (the map's)
-        c.TEMPLATES = "ensemble"  # T0 = template mean (paper): CoOp's ensemble; or "custom"
-        c.SEARCH = False  # choose ALPHA / LAMBDA / LR on the few-shot val split
-        c.SEARCH_ALPHA = [0.5, 1.0, 2.0]
-        c.SEARCH_LAMBDA = [1.0, 5.0]
-        c.SEARCH_LR = [1e-3]
 
     # --- model --------------------------------------------------------------------------
     def build_model(self):

@@ -13,18 +13,17 @@ the feature cache. Training images (TRAINER.COOP.FEATURE_VIEWS):
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from yacs.config import CfgNode as CN
 
 from datasets.image_loading import ImageViews
 from datasets.transforms import augment_transform
 from methods.prompt_learner import PromptLearner, coop_logits, text_encoder
 
-from .checkpoint import load_checkpoint
-from .evaluator import batch_accuracy
-from .feature_trainer import FeatureTrainer
-from .lr_scheduler import build_lr_scheduler
-from .optim import build_optimizer
-from .registry import TRAINER_REGISTRY
+from .core.checkpoint import load_checkpoint
+from .core.evaluator import batch_accuracy
+from .core.lr_scheduler import build_lr_scheduler
+from .core.optim import build_optimizer
+from .core.registry import TRAINER_REGISTRY
+from .features.feature_trainer import FeatureTrainer
 
 PRECISIONS = {"fp16": torch.float16, "fp32": torch.float32, "amp": torch.float32}  # text encoder dtype
 TRAIN_TRANSFORMS = ("random_resized_crop", "random_flip", "normalize")
@@ -33,19 +32,6 @@ TRAIN_TRANSFORMS = ("random_resized_crop", "random_flip", "normalize")
 @TRAINER_REGISTRY.register()
 class CoOp(FeatureTrainer):
     feature_level = False  # needs CLIP's text encoder: no simulated benchmark
-
-    @staticmethod
-    def extend_cfg(cfg):
-        cfg.TRAINER.COOP = CN()
-        c = cfg.TRAINER.COOP
-        c.N_CTX = 16  # number of context vectors (ignored with CTX_INIT: its token count)
-        c.CSC = False  # class-specific context (with CTX_INIT each class starts from the words; CoOp ignores CSC)
-        c.CTX_INIT = ""  # initialisation words, e.g. "a photo of a" ("" = N(0, 0.02))
-        # fp16 | fp32 | amp: precision of the text encoder and the context (CPU always fp32); images are
-        # encoded at CLIP.PRECISION, the feature cache's
-        c.PREC = "fp16"
-        c.CLASS_TOKEN_POSITION = "end"  # end | middle | front
-        c.FEATURE_VIEWS = 0  # 0 = re-augment and encode training images every batch; N = N cached views
 
     @classmethod
     def extractable(cls, cfg):

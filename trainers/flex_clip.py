@@ -9,7 +9,7 @@ The dataset decides the task:
 - classification (the 11 CoOp datasets, Simulated): the text side is the class prompt, stage 1
   generates pseudo image features for every class, stage 2 projects both sides, and an image
   is classified by cosine to the fused class-prompt features.
-Every choice the paper leaves open is a TRAINER.FLEXCLIP key (``extend_cfg``). Pseudo features
+Every choice the paper leaves open is a TRAINER.FLEXCLIP key (``core.trainer_nodes``). Pseudo features
 come from a generator seeded by ``--seed`` alone, so a resumed run regenerates the same ones.
 
 Reproducibility: the adversarial stage 1 and the stage-2 training amplify last-bit differences
@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
-from datasets.stable_seed import stable_seed
+from common.stable_seed import stable_seed
 from methods.flex_clip import (
     CosineClassifier,
     GatedProjection,
@@ -39,12 +39,13 @@ from methods.flex_clip import (
 )
 from methods.zero_shot import class_prototypes
 
-from .evaluator import batch_accuracy
-from .feature_trainer import FeatureTrainer, ShuffledBatches
-from .lr_scheduler import build_lr_scheduler
-from .optim import build_optimizer
-from .registry import TRAINER_REGISTRY
-from .templates import templates_for
+from .core.evaluator import batch_accuracy
+from .core.lr_scheduler import build_lr_scheduler
+from .core.optim import build_optimizer
+from .core.registry import TRAINER_REGISTRY
+from .core.trainer_nodes import flex_clip_node
+from .features.feature_trainer import FeatureTrainer, ShuffledBatches
+from .features.templates import templates_for
 
 
 @contextmanager
@@ -69,46 +70,6 @@ class FLEXCLIP(FeatureTrainer):
     # figures are in the README's FLEX-CLIP decisions.
     CHOSEN_ON_VAL = {"retrieval": ("GENERATE", "NUM_GENERATED", "PROJECTION", "GATE_BIAS", "ALIGN"),
                      "classification": ("NUM_GENERATED_CLS",)}
-
-    @staticmethod
-    def extend_cfg(cfg):
-        cfg.TRAINER.FLEXCLIP = CN()
-        c = cfg.TRAINER.FLEXCLIP
-        c.TEMPLATES = "custom"  # class embedding a = CLIP text feature of the class prompt(s)
-        # stage 1: conditional VAE-GAN per modality
-        c.GENERATE = True  # False: stage 2 on real features only (the "no generation" baseline)
-        c.LATENT = 64
-        c.HIDDEN = 512
-        c.STAGE1_STEPS = 1000  # generator updates (batches drawn with replacement; see fit_vaegan)
-        c.STAGE1_LR = 1e-3  # Adam, betas (0.5, 0.999) as usual for WGAN-GP
-        c.N_CRITIC = 5  # critic steps per generator step
-        c.GP_WEIGHT = 10.0
-        c.KL_WEIGHT = 1.0
-        c.RECONSTRUCTION_WEIGHT = 10.0
-        c.RECONSTRUCTION = "cosine"  # cosine | mse (CLIP features are not in [0, 1]: no BCE)
-        c.ADVERSARIAL_WEIGHT = 1.0
-        c.CROSS_MODAL = "pair"  # generated image and text of one (z, a) close to each other | "class"
-        c.CROSS_MODAL_WEIGHT = 1.0
-        # retrieval: pseudo pairs per target class (rebalancing X shots vs the source); few-shot val
-        # mAP, simulated pairs, 2 seeds, 4 / 16 shots: 50 -> 71.3 / 87.0, 200 -> 73.3 / 88.6,
-        # 400 -> 73.7 / 88.8 (within the seed spread, with 1.7 times the stage-2 pairs)
-        c.NUM_GENERATED = 200
-        # classification: pseudo images per class. The K-shot sets are balanced, so pseudo features
-        # only add samples; as many as a 1-shot class's 10 views, since 200 drown the real ones
-        # (few-shot val accuracy, simulated, seed 1: 78.1% vs 59.4% at 1 shot, 82.8% vs 81.2% at 16).
-        c.NUM_GENERATED_CLS = 10
-        # stage 2: gated residual projection + shared classifier (OPTIM.* drives it)
-        c.PROJECTION = "gate"  # gate (paper) | no_gate (g = 0.5) | no_fusion (projection only)
-        c.PROJ_HIDDEN = 512
-        c.GATE_BIAS = -2.0  # initial gate bias: g ~ 0.12, close to the CLIP features at the start
-        c.CLASSIFIER_SCALE = 16.0
-        c.ALIGN = "contrastive"  # contrastive (symmetric InfoNCE) | mse
-        c.ALIGN_WEIGHT = 1.0
-        c.TEMPERATURE = 0.07
-        # torch intra-op threads for training and testing: a fixed count makes seeded runs
-        # bit-identical on any core count (module docstring); 0 = torch's setting (faster on many
-        # cores, but the numbers then depend on the thread count).
-        c.NUM_THREADS = 1
 
     # --- model --------------------------------------------------------------------------
     def build_model(self):
@@ -138,7 +99,7 @@ class FLEXCLIP(FeatureTrainer):
         selection = super().selection_protocol()
         defaults = CN(new_allowed=True)
         defaults.TRAINER = CN(new_allowed=True)
-        self.extend_cfg(defaults)
+        flex_clip_node(defaults)
         c, d = self.cfg.TRAINER.FLEXCLIP, defaults.TRAINER.FLEXCLIP
         keys = self.CHOSEN_ON_VAL["retrieval" if self.retrieval else "classification"]
         selection["selected"] = {**{key: "fewshot_val" for key in keys if c[key] == d[key]}, **selection["selected"]}

@@ -18,17 +18,16 @@ The classifier (text prototypes, W, b, alpha) is a registered module of buffers:
 """
 import torch
 import torch.nn.functional as F
-from yacs.config import CfgNode as CN
 
-from methods.gda import ALPHA_GRID, AUGMENT_EPOCH, GDAHead, fit_gda
+from methods.gda import GDAHead, fit_gda
 from methods.tip_adapter import CACHE_AUG_SCALE
 from methods.zero_shot import class_prototypes
 
-from .evaluator import batch_accuracy
-from .feature_trainer import FeatureTrainer
-from .registry import TRAINER_REGISTRY
-from .search import SPLIT_DESCRIPTIONS, SPLIT_NAMES, grid_search, selection_features
-from .templates import resolve_templates
+from .core.evaluator import batch_accuracy
+from .core.registry import TRAINER_REGISTRY
+from .features.feature_trainer import FeatureTrainer
+from .features.search import SPLIT_DESCRIPTIONS, SPLIT_NAMES, grid_search, selection_features
+from .features.templates import resolve_templates
 
 MODEL_NAME = "gda"
 PROTOCOL_SPLITS = {"strict": "val", "full_val": "full_val"}  # TRAINER.GDA.PROTOCOL -> searched split
@@ -39,17 +38,6 @@ class GDA(FeatureTrainer):
     """Training-free: ``fit()`` estimates GDA's classifier and searches alpha on val."""
 
     trains = False
-
-    @staticmethod
-    def extend_cfg(cfg):
-        cfg.TRAINER.GDA = CN()
-        c = cfg.TRAINER.GDA
-        c.AUGMENT_EPOCH = AUGMENT_EPOCH  # augmented views per few-shot image, each one sample (original: 10)
-        c.ALPHA_GRID = list(ALPHA_GRID)  # searched in order, first best kept; one value: alpha fixed, no search
-        c.PROTOCOL = "strict"  # strict: alpha on the few-shot val split; full_val: the original's (see docstring)
-        # "custom": the dataset's CoOp template; "ensemble": CoOp's 7 templates (+ the dataset's off
-        # ImageNet); "": the original's, i.e. the 7 templates on ImageNet, the dataset's template elsewhere.
-        c.TEMPLATES = ""
 
     # --- settings and model ---------------------------------------------------------------------
     def build_model(self):

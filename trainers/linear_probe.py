@@ -31,10 +31,8 @@ import warnings
 
 import torch
 from sklearn.exceptions import ConvergenceWarning
-from yacs.config import CfgNode as CN
 
 from methods.linear_probe import (
-    COOP_C_GRID,
     LinearProbeHead,
     accuracy,
     check_c_grid,
@@ -45,9 +43,9 @@ from methods.linear_probe import (
     nearest_fit,
 )
 
-from .feature_trainer import FeatureTrainer, LabeledFeatures
-from .registry import TRAINER_REGISTRY
-from .search import SPLIT_NAMES, selection_features
+from .core.registry import TRAINER_REGISTRY
+from .features.feature_trainer import FeatureTrainer, LabeledFeatures
+from .features.search import SPLIT_NAMES, selection_features
 
 # TRAINER.LINEARPROBE.PROTOCOL -> (the split C is chosen on, its name in selection_protocol())
 PROTOCOLS = {"strict": ("val", SPLIT_NAMES["val"]), "lpclip": ("full_val", "lpclip_val")}
@@ -58,21 +56,6 @@ class LinearProbe(FeatureTrainer):
     """logits = W f + b, (W, b) from L2 logistic regression on frozen image features f."""
 
     trains = False
-
-    @staticmethod
-    def extend_cfg(cfg):
-        cfg.TRAINER.LINEARPROBE = CN()
-        # CoOp's initial search list for C (inverse regularisation strength), searched in order.
-        cfg.TRAINER.LINEARPROBE.C_GRID = list(COOP_C_GRID)
-        cfg.TRAINER.LINEARPROBE.NUM_STEP = 8  # binary-search steps after the grid (CoOp's --num_step)
-        cfg.TRAINER.LINEARPROBE.MAX_ITER = 1000  # lbfgs iterations per fit (CoOp)
-        # CoOp fits the raw image-encoder output (lpclip/feat_extractor.py does not normalise it).
-        cfg.TRAINER.LINEARPROBE.NORMALIZE = False
-        # strict: choose C on the few-shot val split; lpclip: on lpclip's min(K, 4) sample of the full val split
-        cfg.TRAINER.LINEARPROBE.PROTOCOL = "strict"
-        # True: start each fit from the nearest already fitted C's solution (faster; may differ from
-        # CoOp within lbfgs's tolerance, see the module docstring); False: from zero, as CoOp
-        cfg.TRAINER.LINEARPROBE.WARM_START = False
 
     def build_model(self):
         node = self.cfg.TRAINER.LINEARPROBE

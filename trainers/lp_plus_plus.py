@@ -19,14 +19,9 @@ The checkpoint holds the prototypes, bias, alpha, text prototypes and step sizes
 --model-dir`` reloads it, also on a subset of the classes (ImageNet -> ImageNet-A/R).
 """
 import torch.nn.functional as F
-from yacs.config import CfgNode as CN
 
 from methods.lp_plus_plus import (
-    ALPHA_EVERY,
     ALPHA_GRAD_MODES,
-    AUG_SCALE,
-    AUG_VIEWS,
-    EPOCHS,
     LPPlusPlusHead,
     text_affinity,
     train_step,
@@ -34,11 +29,11 @@ from methods.lp_plus_plus import (
 )
 from methods.zero_shot import class_prototypes
 
-from .evaluator import batch_accuracy
-from .feature_trainer import FeatureTrainer
-from .registry import TRAINER_REGISTRY
-from .search import SPLIT_NAMES, selection_features
-from .templates import resolve_templates
+from .core.evaluator import batch_accuracy
+from .core.registry import TRAINER_REGISTRY
+from .features.feature_trainer import FeatureTrainer
+from .features.search import SPLIT_NAMES, selection_features
+from .features.templates import resolve_templates
 
 MODEL_NAME = "lp_plus_plus"
 PROTOCOL_SPLITS = {"strict": "val", "full_val": "full_val"}  # TRAINER.LPPLUSPLUS.PROTOCOL -> epoch-selection split
@@ -47,22 +42,6 @@ PROTOCOL_SPLITS = {"strict": "val", "full_val": "full_val"}  # TRAINER.LPPLUSPLU
 @TRAINER_REGISTRY.register()
 class LPPlusPlus(FeatureTrainer):
     """logits = W f + b + alpha * (T f), fitted by the official full-batch loop (no search)."""
-
-    @staticmethod
-    def extend_cfg(cfg):
-        cfg.TRAINER.LPPLUSPLUS = CN()
-        c = cfg.TRAINER.LPPLUSPLUS
-        c.EPOCHS = EPOCHS  # full-batch iterations (configs/base.yaml train_epoch: 300)
-        c.AUG_VIEWS = AUG_VIEWS  # cached augmented views per few-shot image, all trained on (original: 1)
-        c.AUG_SCALE = AUG_SCALE  # their RandomResizedCrop scale (original: (0.5, 1), with flip)
-        c.ALPHA_EVERY = ALPHA_EVERY  # alpha takes a step every this many epochs (original: 10)
-        # "accumulated": alpha's step uses the sum of its gradients since epoch 1 (the official code never
-        # zeroes alpha.grad); "current": only the current epoch's gradient (the paper's block step).
-        c.ALPHA_GRAD = "accumulated"
-        # "": the original's templates (the 7-template ensemble on ImageNet, the dataset's CoOp
-        # template elsewhere); "custom" / "ensemble" as for TRAINER.TIPADAPTER.TEMPLATES.
-        c.TEMPLATES = ""
-        c.PROTOCOL = "strict"  # strict: no validation (or few-shot val with best_val); full_val: see docstring
 
     def build_model(self):
         cfg, c = self.cfg, self.cfg.TRAINER.LPPLUSPLUS

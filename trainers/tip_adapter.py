@@ -31,7 +31,6 @@ import os
 
 import torch
 import torch.nn.functional as F
-from yacs.config import CfgNode as CN
 
 from methods.tip_adapter import (
     CACHE_AUG_SCALE,
@@ -42,14 +41,14 @@ from methods.tip_adapter import (
 )
 from methods.zero_shot import class_prototypes
 
-from .checkpoint import BEST_NAME, load_checkpoint
-from .evaluator import batch_accuracy
-from .feature_trainer import FeatureTrainer
-from .lr_scheduler import build_iteration_cosine
-from .optim import build_optimizer
-from .registry import TRAINER_REGISTRY
-from .search import SPLIT_DESCRIPTIONS, SPLIT_NAMES, grid_search, linspace_grid, selection_features
-from .templates import resolve_templates
+from .core.checkpoint import BEST_NAME, load_checkpoint
+from .core.evaluator import batch_accuracy
+from .core.lr_scheduler import build_iteration_cosine
+from .core.optim import build_optimizer
+from .core.registry import TRAINER_REGISTRY
+from .features.feature_trainer import FeatureTrainer
+from .features.search import SPLIT_DESCRIPTIONS, SPLIT_NAMES, grid_search, linspace_grid, selection_features
+from .features.templates import resolve_templates
 
 MODEL_NAME = "tip_adapter"
 PROTOCOL_SPLITS = {"strict": "val", "full_val": "full_val"}  # TRAINER.TIPADAPTER.PROTOCOL -> searched split
@@ -60,25 +59,6 @@ class TipAdapter(FeatureTrainer):
     """Training-free: ``fit()`` builds the cache and searches alpha / beta on val."""
 
     trains = False
-
-    @staticmethod
-    def extend_cfg(cfg):
-        """TRAINER.TIPADAPTER, shared by TipAdapter and TipAdapterF."""
-        cfg.TRAINER.TIPADAPTER = CN()
-        c = cfg.TRAINER.TIPADAPTER
-        c.AUGMENT_EPOCH = 10  # augmented views averaged into each cache key (the original's augment_epoch)
-        c.INIT_ALPHA = -1.0  # < 0: the published init_alpha for DATASET.NAME (fallback 2.0)
-        c.INIT_BETA = -1.0  # < 0: the published init_beta (1.0 everywhere)
-        c.SEARCH = True  # grid-search alpha / beta on the PROTOCOL's split; False keeps INIT_*
-        c.PROTOCOL = "strict"  # strict: search on the few-shot val split; full_val: the original's (see docstring)
-        c.SEARCH_SCALE = ()  # (beta_max, alpha_max); (): the published search_scale (fallback (12, 10))
-        c.SEARCH_STEP = (200, 20)  # grid points for (beta, alpha), each linspace(0.1, max) without max
-        # "custom": the dataset's CoOp template; "ensemble": CoOp's 7-template ensemble (+ the
-        # dataset's template off ImageNet); "": the original's choice, i.e. the 7 templates on
-        # ImageNet and the dataset's template elsewhere (its templates are CoOp's).
-        c.TEMPLATES = ""
-        c.EPOCHS = -1  # TipAdapterF: < 0 = 100 on EuroSAT (published), OPTIM.MAX_EPOCH elsewhere
-        c.EPS = 1e-4  # TipAdapterF: the optimizer's eps (the original's AdamW eps)
 
     # --- settings -----------------------------------------------------------------------------
     def resolve_settings(self):

@@ -1,11 +1,10 @@
 """ZeroshotCLIP (CoOp's per-dataset template) and ZeroshotCLIP2 (CoOp's prompt ensemble)."""
-from yacs.config import CfgNode as CN
 
 from methods.zero_shot import class_prototypes, clip_logits
 
-from .feature_trainer import FeatureTrainer
-from .registry import TRAINER_REGISTRY
-from .templates import format_prompt, templates_for
+from .core.registry import TRAINER_REGISTRY
+from .features.feature_trainer import FeatureTrainer
+from .features.templates import format_prompt, templates_for
 
 
 @TRAINER_REGISTRY.register()
@@ -16,13 +15,6 @@ class ZeroshotCLIP(FeatureTrainer):
     fits_on_train = False  # reads no training data: runs on test-only sets (ImageNet-V2/Sketch/A/R) too
     supports_retrieval = True  # on a paired dataset: zero-shot CLIP retrieval
     default_templates = "custom"
-
-    @staticmethod
-    def extend_cfg(cfg):
-        cfg.TRAINER.ZEROSHOTCLIP = CN()
-        # "custom": the dataset's CoOp template; "ensemble": the 7 ImageNet templates (+ the
-        # dataset's own elsewhere, as CoOp's ZeroshotCLIP2); "": the trainer's default.
-        cfg.TRAINER.ZEROSHOTCLIP.TEMPLATES = ""
 
     def build_model(self):
         mode = self.cfg.TRAINER.ZEROSHOTCLIP.TEMPLATES or self.default_templates

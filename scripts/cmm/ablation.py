@@ -17,7 +17,7 @@ from tabulate import tabulate
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from scripts.ablation_grid import add_arguments, run_variant, summary_cells  # noqa: E402
+from experiments.ablation_grid import add_arguments, run_variant, summary_cells  # noqa: E402
 
 # variant -> overrides; each turns one of the paper's ingredients off, except gda_init, which
 # starts the map from GDA's closed form (methods/cmm.py gda_map_init) instead of zero

@@ -16,7 +16,7 @@ from tabulate import tabulate
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from scripts.ablation_grid import add_arguments, metric_name, run_variant, summary_cells  # noqa: E402
+from experiments.ablation_grid import add_arguments, metric_name, run_variant, summary_cells  # noqa: E402
 
 # variant -> (trainer, overrides)
 VARIANTS = {

@@ -2,7 +2,7 @@
 
 The CLIP model is built only when something must be encoded: a run whose features are all
 cached never loads the weights (the cache key needs only the weights file's digest). Under
-torchrun (``trainers.distributed``) the ranks share the batches of every encoding, rank 0 writes
+torchrun (``trainers.features.distributed``) the ranks share the batches of every encoding, rank 0 writes
 the entry, and all ranks return the same features as one process would. ``identity()`` says
 which features a run used (backbone, weights digest, precision, cache entries) for its provenance.
 """
@@ -14,16 +14,16 @@ import open_clip
 import torch
 from torch.utils.data import DataLoader
 
-from datasets.atomic_io import write_json
+from common.atomic_io import write_json
+from common.stable_seed import stable_seed
 from datasets.feature_source import FeatureSource, augment_views
 from datasets.image_loading import ImageViews
-from datasets.stable_seed import stable_seed
 from datasets.transforms import augment_transform, eval_transform
 
+from ..core.logger import progress
 from .clip_backbone import BackboneError, load_clip, resolve_backbone
 from .distributed import any_rank, barrier, gather_batches, is_main, my_batches
 from .feature_cache import FeatureCache, default_cache_root, entry_key, file_identities, writing_to
-from .logger import progress
 from .templates import format_prompt
 from .text_encoding import mean_of_windows, text_windows
 

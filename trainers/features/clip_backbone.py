@@ -30,8 +30,8 @@ import torch
 from huggingface_hub import try_to_load_from_cache
 from open_clip import pretrained as oc_pretrained
 
-from datasets.atomic_io import write_json
-from datasets.hashing import file_sha256
+from common.atomic_io import write_json
+from common.hashing import file_sha256
 
 from .feature_cache import writing_to
 

@@ -22,8 +22,8 @@ from contextlib import contextmanager
 
 import torch
 
-from datasets.atomic_io import torch_save
-from datasets.hashing import file_sha256
+from common.atomic_io import torch_save
+from common.hashing import file_sha256
 
 FORMAT = 2  # 2: image identities in the key, payload checksum
 IMAGE_IDENTITY_MODES = ("stat", "sha256")

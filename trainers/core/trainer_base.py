@@ -70,12 +70,6 @@ class TrainerBase:
         self.build_model()
         self.evaluator = Classification(cfg, self.lab2cname)
 
-    @staticmethod
-    def extend_cfg(cfg):
-        """TRAIN.TENSORBOARD: write Dassl's TensorBoard scalars to ``<OUTPUT_DIR>/tensorboard``
-        (True, the default) or write no tensorboard folder at all (False)."""
-        cfg.TRAIN.TENSORBOARD = True
-
     # --- to implement -------------------------------------------------------------
     def build_data(self):
         raise NotImplementedError

@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 
-from scripts.results import read_metrics
-from scripts.runner import run_if_needed
+from experiments.runner import run_if_needed
+from trainers.core.run_log import read_metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -2,9 +2,9 @@
 with errors that name the offending key and file.
 
 ``get_cfg_default()`` = Dassl defaults + ``extend_cfg`` (our nodes, CoOp's
-``DATASET.SUBSAMPLE_CLASSES``, and the ``extend_cfg`` hook of every registered dataset and
-trainer, which declares that class's own node next to it). Plugin mode calls ``extend_cfg``
-on Dassl's own config instead.
+``DATASET.SUBSAMPLE_CLASSES``, the dataset nodes of ``datasets.dataset_nodes`` and every
+trainer's node from ``trainer_nodes``; no dataset or trainer module is imported). Plugin mode
+calls ``extend_cfg`` on Dassl's own config instead.
 """
 import difflib
 import random
@@ -12,9 +12,9 @@ import random
 import yaml
 from yacs.config import CfgNode as CN
 
-from datasets.registry import DATASET_REGISTRY
+from datasets.dataset_nodes import add_dataset_nodes
 
-from .registry import TRAINER_REGISTRY
+from .trainer_nodes import add_trainer_nodes
 
 
 class ConfigError(ValueError):
@@ -135,9 +135,9 @@ def dassl_defaults():
     return c
 
 
-def extend_cfg(cfg, classes=None):
-    """Add this project's nodes and the own node of every registered class (or of ``classes``:
-    plugin mode passes the ones it registers into Dassl) to ``cfg``."""
+def extend_cfg(cfg, trainers=None):
+    """Add this project's nodes, the dataset nodes and the nodes of the trainers named in
+    ``trainers`` (all when None; plugin mode passes the ones it registers into Dassl) to ``cfg``."""
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # CoOp: all | base | new
 
     cfg.TEST.RETRIEVAL_TOPK = 0  # retrieval: mAP@k over the top k; 0 = mAP@all
@@ -160,14 +160,8 @@ def extend_cfg(cfg, classes=None):
     cfg.FEATURES.LONG_TEXT = "chunk_mean"  # texts of image-text pairs: truncate | chunk_mean | sentence_mean
     cfg.FEATURES.MAX_TEXT_CHUNKS = 32  # windows kept per text (chunk_mean / sentence_mean)
 
-    declaring = {}  # each hook once, also when declared by an unregistered base class
-    for cls in DATASET_REGISTRY.classes() + TRAINER_REGISTRY.classes() if classes is None else classes:
-        for klass in reversed(cls.__mro__):
-            if "extend_cfg" in vars(klass):
-                declaring.setdefault(vars(klass)["extend_cfg"], klass)
-    for klass in declaring.values():
-        klass.extend_cfg(cfg)
-    return cfg
+    add_dataset_nodes(cfg)
+    return add_trainer_nodes(cfg, trainers)
 
 
 def get_cfg_default():
@@ -200,7 +194,7 @@ def describe_merge_error(e, cfg):
         key = text.split(":", 1)[1].strip()
         close = difflib.get_close_matches(key, config_keys(cfg), n=3, cutoff=0.85)
         hint = f"did you mean {' or '.join(close)}? " if close else ""
-        return f"unknown config key {key!r} ({hint}every key must exist in the defaults; see trainers/config.py)"
+        return f"unknown config key {key!r} ({hint}every key must exist in the defaults; see trainers/core/config.py)"
     return text
 
 

@@ -4,7 +4,7 @@ A rerun into the same folder writes ``log.txt-<YYYY-mm-dd-HH-MM-SS>`` so an earl
 never overwritten (Dassl); a file that belongs to one log (its config.yaml) takes the same
 timestamp. The caller may instead continue ``log.txt`` (``continue_with``: the line to mark the
 place): train.py does so when ``log.txt`` holds a run that did not finish, so the run a resume
-completes is read from ``log.txt`` (``reports.runs.run_status``). stderr is teed too, so a
+completes is read from ``log.txt`` (``trainers.core.run_log.run_status``). stderr is teed too, so a
 crash's traceback lands in the log. The file is line-buffered: after a SIGKILL it holds every
 line printed before.
 """

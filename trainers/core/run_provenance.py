@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 
-from datasets.atomic_io import write_json
+from common.atomic_io import write_json
 from datasets.split_io import items_sha256, split_record
 
 PROVENANCE_FILE = "provenance.json"

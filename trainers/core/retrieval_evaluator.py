@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from datasets.atomic_io import write_json
+from common.atomic_io import write_json
 
 DEFAULT_CHUNK_SIZE = 256  # 256 x 10k scores: 10 MB of float32, about 45 MB with their companions
 RESULTS_FILE = "retrieval_results.json"

@@ -3,7 +3,7 @@
 Each run's trainer is built exactly as train.py builds it (its parser, config merge and seed,
 so the same few-shot sample) and asked to ``prepare_features()``; an --eval-only run (e.g. on
 ImageNet-A, whose "train" split is its test set) needs only what the build loads. Identical
-configs are done once. Under torchrun the ranks share every encoding (``trainers.distributed``);
+configs are done once. Under torchrun the ranks share every encoding (``trainers.features.distributed``);
 only rank 0 prints.
 """
 import shlex
@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from tqdm import tqdm
 from yacs.config import CfgNode
 
-import train
-
+from ..core.logger import log_to
+from ..core.registry import TRAINER_REGISTRY, build_trainer
+from ..core.run import build_parser, setup_cfg
+from ..core.seeding import rng_state, set_random_seed, set_rng_state
 from . import distributed
-from .logger import log_to
-from .registry import TRAINER_REGISTRY, build_trainer
-from .seeding import rng_state, set_random_seed, set_rng_state
 
 
 class RunError(ValueError):
@@ -78,12 +77,12 @@ def plan_run(argv, name):
         raise RunError(f"{name}: expected a list of train.py arguments, got {argv!r}")
     argv = [str(a) for a in argv]
     name = f"{name} [{shlex.join(argv)}]"
-    parser = train.build_parser()
+    parser = build_parser()
     parser.error = _fail  # argparse would print its usage and exit
     try:
         args = parser.parse_args(argv)
         args.output_dir = args.resume = ""
-        cfg, drew_seed = train.setup_cfg(args)
+        cfg, drew_seed = setup_cfg(args)
         if not cfg.TRAINER.NAME:
             raise ValueError("no trainer given: pass --trainer NAME")
         trainer_cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)

@@ -4,7 +4,7 @@ import os
 
 import torch
 
-from datasets.atomic_io import atomic_path, torch_save
+from common.atomic_io import atomic_path, torch_save
 
 BEST_NAME = "model-best.pth.tar"
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix, f1_score
 
-from datasets.atomic_io import torch_save
+from common.atomic_io import torch_save
 
 
 def batch_accuracy(logits, labels):

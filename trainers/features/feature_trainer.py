@@ -10,9 +10,9 @@ import torch.nn.functional as F
 
 from datasets.registry import build_dataset
 
-from .class_map import dataset_class_ids
-from .retrieval_evaluator import Retrieval
-from .trainer_base import TrainerBase
+from ..core.class_map import dataset_class_ids
+from ..core.retrieval_evaluator import Retrieval
+from ..core.trainer_base import TrainerBase
 
 SPLIT_ATTRS = {"train": "train_x", "val": "val", "test": "test", "full_val": "full_val"}  # full_val: pre-few-shot val
 

@@ -1,11 +1,11 @@
 """Running train.py in this process for a list of run folders, CoOp-style: a finished run
-(``reports.runs.run_status``, the rule every tool uses) is skipped, a folder without a result
+(``trainers.core.run_log.run_status``, the rule every tool uses) is skipped, a folder without a result
 (a run that died) is deleted and rerun from a clean folder."""
 import os
 import shutil
 
-import train
-from reports.runs import run_status
+from trainers.core import run as train
+from trainers.core.run_log import run_status
 
 
 def is_finished(folder, end_signal=None):
