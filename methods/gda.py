@@ -14,12 +14,12 @@ come from:
 - every augmented view is L2-normalised on its own and is one sample (``vecs`` in ``run``:
   augment_epoch passes over the few-shot loader, no averaging over views, unlike Tip-Adapter's
   cache keys); the val / test features are L2-normalised too (``pre_load_features``);
-- ``AUGMENT_EPOCH = 10``: configs/few_shots/*.yaml ``augment_epoch: 10``; the views are
+- ``GDA_AUGMENT_EPOCH = 10`` (``recipes``): configs/few_shots/*.yaml ``augment_epoch: 10``; the views are
   RandomResizedCrop(224, scale=(0.5, 1)) + horizontal flip (``train_tranform``), Tip-Adapter's
   cache views (``methods.tip_adapter.CACHE_AUG_SCALE``);
 - the shrinkage (the paper's "KS estimator" comment): ``d * pinv((n-1) Cov + tr(Cov) I)``,
   ``Cov`` torch's unbiased covariance of the centred features; the priors are uniform;
-- ``ALPHA_GRID = (1e-4, 1e-3, 1e-2, 0.1, 1, 10, 100)``, searched in that order on val, a later
+- ``GDA_ALPHA_GRID = (1e-4, 1e-3, 1e-2, 0.1, 1, 10, 100)``, searched in that order on val, a later
   alpha kept only when strictly better (``best_alpha`` starts at 0.1 with accuracy 0, so when
   every alpha scores 0% the original keeps 0.1; a grid search here keeps the first, 1e-4);
 - the zero-shot term's scale is 100 (OpenAI CLIP's logit scale; here the backbone's own scale,
@@ -32,9 +32,6 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-AUGMENT_EPOCH = 10  # configs/few_shots/*.yaml augment_epoch
-ALPHA_GRID = (0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0)  # main_few_shots.py run(): the alpha search list
 
 
 def class_means(features, labels, num_classes):

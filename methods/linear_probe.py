@@ -7,8 +7,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
-# CoOp's lpclip/linear_probe.py search list, largest C (weakest regularisation) first.
-COOP_C_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
+from .recipes import COOP_C_GRID  # CoOp's search list, largest C first
 
 
 def fit_logistic_regression(features, labels, c, max_iter, init=None):

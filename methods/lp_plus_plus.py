@@ -21,7 +21,7 @@ Read in FereshteShakeri/FewShot-CLIP-Strong-Baseline at commit f81054f995b060f83
   the SUM of alpha's gradients over every epoch so far (``alpha_grad="accumulated"``, the default
   here); ``"current"`` uses only the gradient of the current epoch (the block step of the paper);
 - training features: one pass of RandomResizedCrop(scale 0.5-1, bicubic) + flip over the few-shot
-  images (main.py ``train_tranform``; AUG_SCALE, one view), each L2-normalised; text: the
+  images (main.py ``train_tranform``; ``recipes.LPPP_AUG_SCALE``, one view), each L2-normalised; text: the
   normalised mean of the normalised prompt embeddings of the dataset's template(s) (utils.py
   ``clip_classifier``). The text logits are NOT multiplied by CLIP's logit scale: ``alpha`` plays it.
 The original trains in the CLIP model's dtype (fp16 on GPU); here everything is fp32 (or fp64).
@@ -30,14 +30,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .recipes import LPPP_ALPHA_EVERY as ALPHA_EVERY
+from .recipes import LPPP_EPOCHS as EPOCHS
+
 ALPHA_INIT_SCALE = 250.0  # linear_probe_p2.py calculate_init_alpha: alpha_init = 250 / shots * alpha_tilde
 LR_W_FACTOR = 4.0  # calculate_lr_w: lr_w = 4 N / max eigenvalue of F^T F
 LR_ALPHA_FACTOR = 4.0  # calculate_lr_alpha: lr_alpha = N / (4 max_c sum_i (f_i . t_c)^2)
 MOMENTUM = 0.9  # torch.optim.SGD(classifier.parameters(), lr_temp, momentum=0.9)
-ALPHA_EVERY = 10  # "if (epoch + 1) % 10 == 0: alpha_vec.data -= lr_alpha * alpha_vec.grad.data"
-EPOCHS = 300  # configs/base.yaml train_epoch (comment: "linear-Probe: 300")
-AUG_SCALE = (0.5, 1.0)  # main.py train_tranform RandomResizedCrop(scale=(0.5, 1)) + RandomHorizontalFlip
-AUG_VIEWS = 1  # main.py encodes the few-shot train loader once: one augmented view per image
+
 ALPHA_GRAD_MODES = ("accumulated", "current")
 
 

@@ -4,9 +4,15 @@ importing any trainer (the registry imports only the one a run names). ``TRAINER
 which node functions each trainer reads; the values cite the original recipes they follow."""
 from yacs.config import CfgNode as CN
 
-from methods.gda import ALPHA_GRID, AUGMENT_EPOCH
-from methods.linear_probe import COOP_C_GRID
-from methods.lp_plus_plus import ALPHA_EVERY, AUG_SCALE, AUG_VIEWS, EPOCHS
+from methods.recipes import (
+    COOP_C_GRID,
+    GDA_ALPHA_GRID,
+    GDA_AUGMENT_EPOCH,
+    LPPP_ALPHA_EVERY,
+    LPPP_AUG_SCALE,
+    LPPP_AUG_VIEWS,
+    LPPP_EPOCHS,
+)
 
 
 def tensorboard_node(cfg):
@@ -83,8 +89,8 @@ def clip_adapter_node(cfg):
 def gda_node(cfg):
     cfg.TRAINER.GDA = CN()
     c = cfg.TRAINER.GDA
-    c.AUGMENT_EPOCH = AUGMENT_EPOCH  # augmented views per few-shot image, each one sample (original: 10)
-    c.ALPHA_GRID = list(ALPHA_GRID)  # searched in order, first best kept; one value: alpha fixed, no search
+    c.AUGMENT_EPOCH = GDA_AUGMENT_EPOCH  # augmented views per few-shot image, each one sample (original: 10)
+    c.ALPHA_GRID = list(GDA_ALPHA_GRID)  # searched in order, first best kept; one value: alpha fixed, no search
     c.PROTOCOL = "strict"  # strict: alpha on the few-shot val split; full_val: the original's (see docstring)
     # "custom": the dataset's CoOp template; "ensemble": CoOp's 7 templates (+ the dataset's off
     # ImageNet); "": the original's, i.e. the 7 templates on ImageNet, the dataset's template elsewhere.
@@ -94,10 +100,10 @@ def gda_node(cfg):
 def lp_plus_plus_node(cfg):
     cfg.TRAINER.LPPLUSPLUS = CN()
     c = cfg.TRAINER.LPPLUSPLUS
-    c.EPOCHS = EPOCHS  # full-batch iterations (configs/base.yaml train_epoch: 300)
-    c.AUG_VIEWS = AUG_VIEWS  # cached augmented views per few-shot image, all trained on (original: 1)
-    c.AUG_SCALE = AUG_SCALE  # their RandomResizedCrop scale (original: (0.5, 1), with flip)
-    c.ALPHA_EVERY = ALPHA_EVERY  # alpha takes a step every this many epochs (original: 10)
+    c.EPOCHS = LPPP_EPOCHS  # full-batch iterations (configs/base.yaml train_epoch: 300)
+    c.AUG_VIEWS = LPPP_AUG_VIEWS  # cached augmented views per few-shot image, all trained on (original: 1)
+    c.AUG_SCALE = LPPP_AUG_SCALE  # their RandomResizedCrop scale (original: (0.5, 1), with flip)
+    c.ALPHA_EVERY = LPPP_ALPHA_EVERY  # alpha takes a step every this many epochs (original: 10)
     # "accumulated": alpha's step uses the sum of its gradients since epoch 1 (the official code never
     # zeroes alpha.grad); "current": only the current epoch's gradient (the paper's block step).
     c.ALPHA_GRAD = "accumulated"
