@@ -1,7 +1,7 @@
 """Where the runs of an experiment execute: this machine (``--jobs N`` worker processes) or a
 job array through submitit (SLURM, or submitit's local executor, the same code path on one
 machine). Every launcher skips finished runs (``trainers.core.run_log.run_status``, the rule every tool
-uses) and reruns dead ones from a clean folder (``experiments.runner.run_if_needed``), so
+uses, with the run's current config: a run finished under another config is stale) and reruns dead or stale ones from a clean folder (``experiments.runner.run_if_needed``), so
 resubmitting an experiment only does what is left."""
 import multiprocessing
 import os
@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 from experiments.runner import run_if_needed
-from trainers.core.run_log import run_status
+from trainers.core.run import current_status
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -84,7 +84,8 @@ def submitit_executor(folder, cluster, params):
 def run_submitit(runs, root, folder, cluster="slurm", params=None, runs_per_job=1, desc="runs"):
     """Submit the unfinished ``runs`` as one job array (``runs_per_job`` runs per array task)
     and wait for it; finished runs are skipped without a job."""
-    results = {r.out: RunResult(r.out, "skipped") for r in runs if run_status(r.out, r.end_signal).finished}
+    results = {r.out: RunResult(r.out, "skipped") for r in runs
+               if current_status(r.out, r.argv(root), r.end_signal).finished}
     todo = [task(r, root) for r in runs if r.out not in results]
     if todo:
         chunks = [todo[i:i + runs_per_job] for i in range(0, len(todo), runs_per_job)]

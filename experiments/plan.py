@@ -6,24 +6,27 @@ from collections import defaultdict
 
 import yaml
 
-from experiments.runner import is_finished
 from trainers.core.registry import TRAINER_REGISTRY
+from trainers.core.run import current_status
 
 from .prerequisites import dataset_class, needs_files
 
 
-def run_state(run):
-    if is_finished(run.out, run.end_signal):
+def run_state(run, root):
+    status = current_status(run.out, run.argv(root), run.end_signal)
+    if status.finished:
         return "finished"
+    if status.stale:
+        return f"redo ({status.why})"
     return "redo (unfinished folder)" if os.path.exists(run.out) else "to run"
 
 
-def run_lines(experiment):
+def run_lines(experiment, root):
     lines = []
     for run in experiment.runs:
         kind = "eval " if run.eval_only else "train"
         source = f"  <- {run.model_dir}" if run.model_dir else ""
-        lines.append(f"  {kind} {run.out}  [{run_state(run)}]{source}")
+        lines.append(f"  {kind} {run.out}  [{run_state(run, root)}]{source}")
     return lines
 
 

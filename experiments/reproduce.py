@@ -140,7 +140,7 @@ def main(argv=None):
           f"{experiment.output}")
     missing = missing_prerequisites(experiment, root, cache_root())
     if args.dry_run:
-        print("\n".join(run_lines(experiment)))
+        print("\n".join(run_lines(experiment, root)))
         print("Feature extraction:\n" + "\n".join(extraction_lines(experiment.runs, root)))
     if missing:
         print(f"\nMissing prerequisites ({len(missing)}); nothing was run:", file=sys.stderr)
@@ -156,9 +156,9 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     submitit_folder = os.path.join(experiment.output, "submitit")
     start, started_at = time.time(), now()
-    from trainers.core.run_log import run_status
+    from trainers.core.run import current_status
 
-    unfinished = [r for r in experiment.runs if not run_status(r.out, r.end_signal).finished]
+    unfinished = [r for r in experiment.runs if not current_status(r.out, r.argv(root), r.end_signal).finished]
     extraction = extract(unfinished, root, args, submitit_folder) if unfinished and not args.no_extract else None
     extracted = time.time()
     results = execute(experiment.stages(), root, args, submitit_folder)

@@ -9,19 +9,23 @@ SEEDS=${SEEDS:-"1 2 3"}
 VARIANT=${VARIANT:-}  # optional sub-folder under <cfg>_<K>shots
 
 # run_once DIR DATASET TRAINER METHOD_CONFIG SEED [train.py flags and KEY VALUE opts ...]
-#   Skips DIR when it holds a finished run, as `python -m reports.finished` decides it (the rule
-#   results.py and reproduce.sh use: log.txt has the test result after the end signal);
-#   otherwise deletes DIR (a run that died is redone from a clean folder) and runs train.py on
-#   configs/datasets/DATASET.yaml with the METHOD_CONFIG yaml. A dataset read from files (every
-#   one but the generated simulated*) needs DATA: unset, it stops before anything is deleted.
+#   Skips DIR when it holds a finished run of the config these arguments build now, as
+#   `python -m reports.finished DIR -- ARGS` decides it (the rule results.py and reproduce.sh use:
+#   log.txt has the test result after the end signal, and config.yaml is still the run's config);
+#   otherwise deletes DIR (a run that died, or one finished under another config, is redone from a
+#   clean folder) and runs train.py on configs/datasets/DATASET.yaml with the METHOD_CONFIG yaml.
+#   A dataset read from files (every one but the generated simulated*) needs DATA: unset, it
+#   stops before anything is deleted.
 run_once() {
     local dir=$1 dataset=$2 trainer=$3 method_config=$4 seed=$5 status=0
     shift 5
-    ${PYTHON} -m reports.finished --quiet "${dir}" || status=$?
+    local run=(--root "${DATA}" --seed "${seed}" --trainer "${trainer}"
+               --dataset-config-file "configs/datasets/${dataset}.yaml" --config-file "${method_config}")
+    ${PYTHON} -m reports.finished --quiet "${dir}" -- "${run[@]}" "$@" || status=$?
     if [ "${status}" -eq 0 ]; then
         echo "The results exist at ${dir} (so skip this job)"
         return 0
-    elif [ "${status}" -ne 1 ]; then  # not a verdict (unreadable log, broken python): delete nothing
+    elif [ "${status}" -ne 1 ]; then  # not a verdict (unreadable log, bad config, broken python): delete nothing
         return "${status}"
     fi
     if [ -z "${DATA}" ] && [[ "${dataset}" != simulated* ]]; then
@@ -29,12 +33,5 @@ run_once() {
         return 2
     fi
     rm -rf "${dir}"
-    ${PYTHON} train.py \
-        --root "${DATA}" \
-        --seed "${seed}" \
-        --trainer "${trainer}" \
-        --dataset-config-file "configs/datasets/${dataset}.yaml" \
-        --config-file "${method_config}" \
-        --output-dir "${dir}" \
-        "$@"
+    ${PYTHON} train.py "${run[@]}" --output-dir "${dir}" "$@"  # CoOp's order: flags, then KEY VALUE opts
 }

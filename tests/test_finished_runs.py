@@ -168,3 +168,82 @@ def test_unknown_dataset_stops_before_any_output(tmp_path):
     [line] = error.value.args[0].splitlines()
     assert line.startswith("unknown dataset 'Simulatd'. Did you mean Simulated") and "Registered: Caltech101" in line
     assert not out.exists()
+
+
+def stale_method_yaml(tmp_path, trainer, **changes):
+    """A copy of ``configs/trainers/<trainer>/sim.yaml`` with ``changes`` (``"OPTIM.LR": 0.5``) made:
+    the user's edit of a method yaml after a run finished."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / f"configs/trainers/{trainer}/sim.yaml").read_text())
+    for key, value in changes.items():
+        *parents, leaf = key.split(".")
+        node = config
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    path = tmp_path / f"{trainer}_edited.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def with_config(argv, method_yaml):
+    argv = list(argv)
+    argv[argv.index("--config-file") + 1] = str(method_yaml)
+    return argv
+
+
+def test_a_run_finished_under_another_config_is_stale_for_every_runner(tmp_path):
+    """Edit the method yaml after a run finished: the in-process runner, the dry run's state, the
+    shell runners' question and ``run_once`` all redo it; moving the data or cache root does not."""
+    out = cell(tmp_path, "ZeroshotCLIP")
+    argv = sim_argv("ZeroshotCLIP")
+    assert run_if_needed(argv, str(out)) and not run_if_needed(argv, str(out))
+    first = read_log(out)
+    moved = with_config(argv, ROOT / "configs/trainers/ZeroshotCLIP/sim.yaml")
+    moved[moved.index("--root") + 1] = str(tmp_path / "elsewhere")
+    assert not run_if_needed(moved + ["FEATURES.CACHE_DIR", str(tmp_path / "cache")], str(out))
+
+    edited = with_config(argv, stale_method_yaml(tmp_path, "ZeroshotCLIP", **{"TRAINER.ZEROSHOTCLIP.TEMPLATES": "custom"}))
+    from trainers.core.run import current_status
+
+    status = current_status(str(out), edited)
+    assert not status.finished and status.stale == ("TRAINER.ZEROSHOTCLIP.TEMPLATES: '' -> 'custom'",)
+    assert status.why == "stale: finished under another config (TRAINER.ZEROSHOTCLIP.TEMPLATES: '' -> 'custom')"
+    assert run_status(out).finished  # without the current config, only the log is read
+
+    cli = subprocess.run([sys.executable, "-m", "reports.finished", "--quiet", str(out), "--", *edited], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert cli.returncode == 1 and cli.stdout.startswith(f"unfinished: {out} (stale: finished under another config")
+    same = subprocess.run([sys.executable, "-m", "reports.finished", "--quiet", str(out), "--", *argv], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert (same.returncode, same.stdout) == (0, "")
+
+    assert run_if_needed(edited, str(out))  # redone from a clean folder, under the new config
+    redone = read_log(out)
+    assert redone != first and "RESUMED" not in redone and not list(out.glob("log.txt-*"))
+    assert "TEMPLATES: custom" in (out / "config.yaml").read_text()
+    assert current_status(str(out), edited).finished and not current_status(str(out), argv).finished
+
+
+def test_run_once_redoes_a_stale_run_and_skips_a_current_one(tmp_path):
+    out = cell(tmp_path, "ZeroshotCLIP")
+    first = run_once(out, "ZeroshotCLIP")
+    assert "(so skip this job)" not in first.stdout and run_status(out).finished
+    again = run_once(out, "ZeroshotCLIP")
+    assert again.stdout.startswith(f"The results exist at {out} (so skip this job)")
+    changed = run_once(out, "ZeroshotCLIP", "TRAINER.ZEROSHOTCLIP.TEMPLATES", "custom")
+    assert changed.stdout.startswith(f"unfinished: {out} (stale: finished under another config "
+                                     "(TRAINER.ZEROSHOTCLIP.TEMPLATES: '' -> 'custom'))")
+    assert "(so skip this job)" not in changed.stdout
+    assert "TEMPLATES: custom" in (out / "config.yaml").read_text() and run_status(out).finished
+
+
+def test_a_seed_drawn_at_random_does_not_make_a_run_stale(tmp_path):
+    from trainers.core.run import current_status
+
+    out = cell(tmp_path, "ZeroshotCLIP")
+    argv = sim_argv("ZeroshotCLIP")
+    argv[argv.index("--seed") + 1] = "-1"
+    assert run_if_needed(argv, str(out))
+    assert current_status(str(out), argv).finished and not run_if_needed(argv, str(out))

@@ -77,6 +77,9 @@ PLAN = {
     "DATA=/data bash scripts/reproduce.sh rn50_fewshot --launcher slurm --partition gpu --time 240": ("stops", None),
     "python -m reports.finished DIR [DIR ...]": ("run", f"python -m reports.finished {DEMO_RUN} {DEMO_RUN}"),
     "python -m reports.finished DIR": ("run", f"python -m reports.finished {DEMO_RUN}"),
+    "python -m reports.finished DIR -- <train.py arguments>": (
+        "run", f"python -m reports.finished {DEMO_RUN} -- --seed 1 --trainer CMM --dataset-config-file "
+               "configs/datasets/simulated.yaml --config-file configs/trainers/CMM/sim.yaml DATASET.NUM_SHOTS 16"),
     "python scripts/results.py ROOT [ROOT ...]": ("run", "python scripts/results.py output/demo"),
     "DATA=/data bash scripts/tip_adapter/main.sh oxford_pets rn50_full_val 16": ("dry", None),
     "MODELS=output/demo SOURCE=simulated SHIFT_SETS=simulated_shift bash scripts/eval_shift.sh CMM sim 16": (

@@ -88,6 +88,24 @@ def setup_cfg(args):
     return cfg, drew_seed
 
 
+def current_config(argv, out):
+    """The dump of the config ``train.py --output-dir out argv`` would run with now, and the keys
+    that may differ between two such builds without changing the run (a seed drawn at random).
+    Torch-free: it reads only yaml and the config nodes."""
+    cfg, drew_seed = setup_cfg(build_parser().parse_args(["--output-dir", out, *argv]))
+    return cfg.dump(), ("SEED",) if drew_seed else ()
+
+
+def current_status(out, argv, end_signal=None):
+    """``run_status`` of ``out``; a finished run whose config.yaml is not what ``argv`` builds now
+    is stale (unfinished), so the runners redo it (the config is built only for a finished run)."""
+    status = run_status(out, end_signal)
+    if not status.finished:
+        return status
+    config, ignore = current_config(argv, out)
+    return run_status(out, end_signal, config, ignore)
+
+
 def print_args(args, cfg):
     print("***************\n** Arguments **\n***************")
     for key in sorted(vars(args)):

@@ -17,12 +17,17 @@ import os
 import re
 from dataclasses import dataclass, field
 
+import yaml
+
 END_SIGNAL = "Finish training"
 TEST_LOG_SIGNAL = "=> result"
 LOG_NAME = "log.txt"
 RESUMED_PREFIX = "===== resumed "
 TEST_METRICS = ("accuracy", "mAP")  # a test result: classification / retrieval
 METRIC_LINE = re.compile(r"\* (\w+): ([\.\deE+-]+)%")
+CONFIG_NAME = "config.yaml"
+# Where things live, not what runs: a run moved to another machine or cache is not stale.
+LOCATION_KEYS = frozenset({"OUTPUT_DIR", "RESUME", "DATASET.ROOT", "FEATURES.CACHE_DIR", "CLIP.CACHE_DIR"})
 
 def resumed_line(when):
     """The line train.py writes into the ``log.txt`` of a run that died before it continues that
@@ -89,6 +94,7 @@ class RunStatus:
     metrics: dict = field(default_factory=dict)
     resumed: int = 0  # how many times log.txt was continued by a rerun
     why: str = ""
+    stale: tuple = ()  # a finished run's config changes (``config_changes``): it counts as unfinished
 
     @property
     def finished(self):
@@ -100,7 +106,30 @@ class RunStatus:
         return os.path.join(self.folder, LOG_NAME)
 
 
-def run_status(folder, end_signal=None):
+def flat_config(node, prefix=""):
+    """A loaded config as ``{dotted key: value}``."""
+    if not isinstance(node, dict):
+        return {prefix[:-1]: node}
+    return {key: value for name, child in node.items() for key, value in flat_config(child, f"{prefix}{name}.").items()}
+
+
+def config_changes(folder, current, ignore=()):
+    """``KEY: old -> new`` for each key whose value in ``folder``'s config.yaml differs from
+    ``current`` (a config dump: the config the run would get now). Not changes: the
+    ``LOCATION_KEYS`` and ``ignore`` (a seed drawn at random), and a key the folder's config
+    predates (a new key's default keeps the old behaviour). No config.yaml: nothing to compare."""
+    path = os.path.join(folder, CONFIG_NAME)
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        old = flat_config(yaml.safe_load(f) or {})
+    new = flat_config(yaml.safe_load(current) or {})
+    skip = LOCATION_KEYS | set(ignore)
+    return [f"{key}: {old[key]!r} -> {new[key]!r}" for key in sorted(old.keys() & new.keys())
+            if key not in skip and old[key] != new[key]]
+
+
+def run_status(folder, end_signal=None, config=None, ignore=()):
     """Whether the run in ``folder`` is finished, and the figures that count. The one rule of this
     project (train.py, the shell runners, results.py, reproduce and the launchers all ask it):
 
@@ -110,6 +139,10 @@ def run_status(folder, end_signal=None):
     None tells the end signal from the log (``signal_of``); a value forces it (``--test-log``).
     So a validation result printed before ``Finish training`` (``TEST.FINAL_MODEL best_val``) never
     finishes a run, and a run completed by a rerun that continued its log does.
+
+    With ``config`` (the dump of the config the run would get now, ``trainers.core.run.
+    current_config``), a finished run whose config.yaml holds other values (``config_changes``)
+    is stale: not finished, so it is redone rather than reported beside runs of the new config.
     """
     log = os.path.join(folder, LOG_NAME)
     if not os.path.isfile(log):
@@ -119,6 +152,11 @@ def run_status(folder, end_signal=None):
     metrics = metrics_of(lines, signal)
     eval_only = signal == TEST_LOG_SIGNAL
     if any(m in metrics for m in TEST_METRICS):
+        changes = config_changes(folder, config, ignore) if config is not None else []
+        if changes:
+            shown = "; ".join(changes[:3]) + (f"; and {len(changes) - 3} more" if len(changes) > 3 else "")
+            return RunStatus(folder, True, eval_only, {}, resumed,
+                             f"stale: finished under another config ({shown})", tuple(changes))
         return RunStatus(folder, True, eval_only, metrics, resumed)
     ran = "the rerun in log.txt" if resumed else LOG_NAME
     return RunStatus(folder, True, eval_only, {}, resumed,
