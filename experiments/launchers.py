@@ -1,8 +1,9 @@
 """Where the runs of an experiment execute: this machine (``--jobs N`` worker processes) or a
 job array through submitit (SLURM, or submitit's local executor, the same code path on one
-machine). Every launcher skips finished runs (``trainers.core.run_log.run_status``, the rule every tool
-uses, with the run's current config: a run finished under another config is stale) and reruns dead or stale ones from a clean folder (``experiments.runner.run_if_needed``), so
-resubmitting an experiment only does what is left."""
+machine). Every launcher skips finished runs (``trainers.core.run_log.run_status``, the rule every
+tool uses, with the run's current config: a run finished under another config is stale) and reruns
+dead or stale ones from a clean folder (``experiments.runner.run_if_needed``), so resubmitting an
+experiment only does what is left."""
 import multiprocessing
 import os
 import time

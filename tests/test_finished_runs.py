@@ -204,7 +204,8 @@ def test_a_run_finished_under_another_config_is_stale_for_every_runner(tmp_path)
     moved[moved.index("--root") + 1] = str(tmp_path / "elsewhere")
     assert not run_if_needed(moved + ["FEATURES.CACHE_DIR", str(tmp_path / "cache")], str(out))
 
-    edited = with_config(argv, stale_method_yaml(tmp_path, "ZeroshotCLIP", **{"TRAINER.ZEROSHOTCLIP.TEMPLATES": "custom"}))
+    edited_yaml = stale_method_yaml(tmp_path, "ZeroshotCLIP", **{"TRAINER.ZEROSHOTCLIP.TEMPLATES": "custom"})
+    edited = with_config(argv, edited_yaml)
     from trainers.core.run import current_status
 
     status = current_status(str(out), edited)
