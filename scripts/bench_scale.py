@@ -47,7 +47,9 @@ def simulated_opts(scale):
 
 def feature_level_rows(repo):
     """``{row name: (trainer, extra opts)}`` of every feature-level trainer registered in ``repo``."""
-    code = ("import json, trainers; from trainers.core.registry import TRAINER_REGISTRY; "
+    code = ("import json, trainers\ntry:\n    from trainers.core.registry import TRAINER_REGISTRY\n"
+            "except ImportError:  # a checkout before the trainers/ split\n"
+            "    from trainers.registry import TRAINER_REGISTRY\n"
             "print(json.dumps([c.__name__ for c in TRAINER_REGISTRY.classes() if c.feature_level]))")
     names = json.loads(subprocess.run([sys.executable, "-c", code], cwd=repo, check=True, capture_output=True,
                                       text=True, env=child_env(repo)).stdout)
@@ -96,8 +98,10 @@ class RecordingSource:
 
 def floor_seconds(tensors, folder):
     """Seconds to load ``tensors`` back once as feature cache entries (written first, untimed)."""
-    from trainers.features.feature_cache import FeatureCache
-
+    try:
+        from trainers.features.feature_cache import FeatureCache
+    except ImportError:  # a checkout before the trainers/ split
+        from trainers.feature_cache import FeatureCache
     cache = FeatureCache(folder)
     entries = []
     for i, tensor in enumerate(tensors):
@@ -110,11 +114,22 @@ def floor_seconds(tensors, folder):
     return time.perf_counter() - start
 
 
+def layout_modules():
+    """The registry, the cached-feature base and the run pipeline: from this layout, or from a
+    checkout before trainers/ was split into core/ and features/ (``--repo`` for a before table)."""
+    import importlib
+
+    try:
+        names = ("trainers.core.registry", "trainers.features.feature_trainer", "trainers.core.run")
+        return tuple(importlib.import_module(name) for name in names)
+    except ImportError:
+        names = ("trainers.registry", "trainers.feature_trainer", "train")
+        return tuple(importlib.import_module(name) for name in names)
+
+
 def run_child(repo, trainer_name, opts, out_dir, result_path):
     """One run of ``repo``'s train.py main, its phases timed by wrapping the trainer's methods."""
-    import trainers.core.registry as registry
-    import trainers.features.feature_trainer as feature_trainer
-    from trainers.core import run as train
+    registry, feature_trainer, train = layout_modules()
 
     phases = {"load": 0.0, "fit": 0.0, "evaluate": 0.0}
     state = {}
