@@ -16,8 +16,8 @@ import platform
 import sys
 
 from common.atomic_io import atomic_path, write_json
+from common.hashing import file_sha256
 from trainers.core.environment import cpu_summary, cuda_summary, git_commit, package_version
-from trainers.features.clip_backbone import file_digest
 
 from .spec import ExperimentError
 
@@ -33,7 +33,7 @@ def now():
 def config_hashes(experiment):
     """SHA-256 of the experiment file and of every dataset / method config its runs read."""
     paths = {experiment.path} | {r.dataset_config for r in experiment.runs} | {r.method_config for r in experiment.runs}
-    return {path: file_digest(path) for path in sorted(paths)}
+    return {path: file_sha256(path) for path in sorted(paths)}
 
 
 def read_history(path):

@@ -107,3 +107,19 @@ def test_best_val_selects_on_val_and_deploys_it(tmp_path):
 def test_diverging_loss_stops_with_a_clear_error(tmp_path):
     with pytest.raises(FloatingPointError, match="training diverged"):
         run_train(sim_args(tmp_path / "run", "OPTIM.LR", "1e38"))
+
+
+def test_macro_f1_is_scikit_learns_to_the_bit():
+    """The evaluator's macro-F1 (written out so the run core needs no scikit-learn) equals
+    ``f1_score(average="macro", labels=unique(y_true))``, also with classes never predicted,
+    predictions of classes absent from y_true, and one class."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from trainers.core.evaluator import macro_f1
+
+    rng = np.random.default_rng(0)
+    cases = [(rng.integers(0, 37, 500), rng.integers(0, 40, 500)), ([0, 0, 2, 2, 5], [0, 1, 2, 7, 7]), ([3, 3], [3, 3])]
+    for y_true, y_pred in cases:
+        expected = f1_score(y_true, y_pred, average="macro", labels=np.unique(y_true))
+        assert macro_f1(y_true, y_pred) == expected
