@@ -15,6 +15,11 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # no test may try the network
 from datasets.synthetic_dtd import DTD_CLASSES, write_dtd  # noqa: E402,F401  (tests import them from here)
 from trainers.features.tiny_clip import TINY_CONFIG, save_tiny_clip, tiny_clip_args  # noqa: E402,F401
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # parallel workers (pyproject's -n) share the cores: one thread each
+    import torch
+
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
