@@ -80,3 +80,31 @@ RESULT_BLOCK = re.compile(
     r"\* macro_f1: (?P<f1>\d+\.\d)%$",
     re.M,
 )
+
+
+def poison_splits(trainer, splits, nan=("test",), keep_labels=False):
+    """Replace the cached features of ``splits`` by Gaussian noise (NaN for the splits in ``nan``)
+    and, unless ``keep_labels``, their labels by random ones: a result that does not change never
+    read them. Seeded, so two runs get the same noise."""
+    import math
+
+    import torch
+
+    from trainers.features.feature_trainer import LabeledFeatures
+
+    generator = torch.Generator().manual_seed(0)
+    for split in splits:
+        real = trainer.split_features(split)
+        features = torch.randn(real.features.shape, generator=generator) * (math.nan if split in nan else 1.0)
+        labels = real.labels if keep_labels else torch.randint(0, trainer.num_classes, real.labels.shape,
+                                                                generator=generator)
+        trainer._split_features[split] = LabeledFeatures(features, labels)
+
+
+def split_reads(trainer, methods=("split_features",)):
+    """The list, filled as the trainer runs, of every split it asks ``methods`` for."""
+    asked = []
+    for name in methods:
+        original = getattr(trainer, name)
+        setattr(trainer, name, lambda split, original=original: asked.append(split) or original(split))
+    return asked

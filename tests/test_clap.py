@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import RESULT_BLOCK, coop_parse, read_log, run_train, tiny_args
+from conftest import RESULT_BLOCK, coop_parse, poison_splits, read_log, run_train, split_reads, tiny_args
 from methods.clap import ZeroShotLinearProbe, class_multipliers, constraint_penalty, zero_shot_prototypes
 from test_linear_probe import backbone_configs, check_eval_only_runs, echoing_scripts, sim_args
 from trainers.clap import PooledViewBatches, original_templates
-from trainers.features.feature_trainer import LabeledFeatures
 
 FAST = ("OPTIM.MAX_EPOCH", "5")
 
@@ -84,14 +83,8 @@ def test_strict_protocol_never_reads_test_or_val(tmp_path):
     def adapted(out, poisoned):
         trainer = run_train(sim_args(out, "CLAP", 4, "TEST.NO_TEST", "True", *FAST, flags=["--no-train"]))
         if poisoned:
-            for split in ("test", "val"):
-                data = trainer.split_features(split)
-                trainer._split_features[split] = LabeledFeatures(torch.full_like(data.features, math.nan),
-                                                                 data.labels)
-        asked = []
-        split_features, split_items = trainer.split_features, trainer.split_items
-        trainer.split_features = lambda split: asked.append(split) or split_features(split)
-        trainer.split_items = lambda split: asked.append(split) or split_items(split)
+            poison_splits(trainer, ("test", "val"), nan=("test", "val"), keep_labels=True)
+        asked = split_reads(trainer, ("split_features", "split_items"))
         trainer.train()
         return trainer, asked
 

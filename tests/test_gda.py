@@ -1,18 +1,16 @@
 """GDA: the official formula (against a numpy re-derivation), the alpha search of the original
 code, never reading test, the gain over zero-shot, reloading (also on other classes and on the
 shifted set), and the selection protocols (strict: few-shot val; full_val: the whole val split)."""
-import math
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import ROOT, read_log, run_train, tiny_args
+from conftest import ROOT, poison_splits, read_log, run_train, split_reads, tiny_args
 from methods.gda import fit_gda
 from test_linear_probe import check_eval_only_runs, forwarded_commands
 from trainers.core.config import get_cfg_default, merge_file
-from trainers.features.feature_trainer import LabeledFeatures
 
 SHOTS = 4
 ORIGINAL_GRID = [0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0]
@@ -122,15 +120,8 @@ def searched_on(out, protocol, noisy=(), *opts):
     replaced by noise and random labels before the search."""
     trainer = run_train(sim_args(out, "GDA", SHOTS, "TRAINER.GDA.PROTOCOL", protocol, "TEST.NO_TEST", "True",
                                  *opts, flags=["--no-train"]))
-    generator = torch.Generator().manual_seed(0)
-    for split in noisy:
-        real = trainer.split_features(split)
-        trainer._split_features[split] = LabeledFeatures(
-            torch.randn(real.features.shape, generator=generator) * (math.nan if split == "test" else 1.0),
-            torch.randint(0, trainer.num_classes, real.labels.shape, generator=generator))
-    asked = []
-    split_features = trainer.split_features
-    trainer.split_features = lambda split: asked.append(split) or split_features(split)
+    poison_splits(trainer, noisy)
+    asked = split_reads(trainer)
     trainer.train()
     return trainer.head.alpha.item(), set(asked), trainer
 

@@ -8,11 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import RESULT_BLOCK, ROOT, coop_parse, read_log, run_train, tiny_args
+from conftest import RESULT_BLOCK, ROOT, coop_parse, poison_splits, read_log, run_train, split_reads, tiny_args
 from methods.lp_plus_plus import LPPlusPlusHead, fit_lp_plus_plus, train_step, visual_optimizer
 from test_linear_probe import check_eval_only_runs, forwarded_commands
 from trainers.core.config import get_cfg_default, merge_file
-from trainers.features.feature_trainer import LabeledFeatures
 
 SHOTS = 4
 FAST = ("TRAINER.LPPLUSPLUS.EPOCHS", 20)
@@ -144,16 +143,8 @@ def trained_on(out, protocol, noisy=(), *opts):
     extra = ("TEST.FINAL_MODEL", "best_val", "TRAINER.LPPLUSPLUS.EPOCHS", 10) if protocol == "full_val" else FAST
     trainer = run_train(sim_args(out, SHOTS, "TRAINER.LPPLUSPLUS.PROTOCOL", protocol, *extra, *opts,
                                  flags=["--no-train"]))
-    generator = torch.Generator().manual_seed(0)
-    for split in noisy:
-        real = trainer.split_features(split)
-        trainer._split_features[split] = LabeledFeatures(
-            torch.randn(real.features.shape, generator=generator) * math.nan if split == "test" else
-            torch.randn(real.features.shape, generator=generator),
-            torch.randint(0, trainer.num_classes, real.labels.shape, generator=generator))
-    asked = []
-    split_features = trainer.split_features
-    trainer.split_features = lambda split: asked.append(split) or split_features(split)
+    poison_splits(trainer, noisy)
+    asked = split_reads(trainer)
     trainer.train()
     return trainer, set(asked)
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import datasets.imagenet
-from conftest import ROOT, read_log, run_train, tiny_args
+from conftest import ROOT, poison_splits, read_log, run_train, split_reads, tiny_args
 from coop_layouts import build, eurosat, imagenet
 from methods.tip_adapter import TipAdapterHead, build_cache
 from test_linear_probe import check_eval_only_runs
@@ -181,15 +181,8 @@ def searched_on(out, trainer_name, protocol, noisy=(), *opts):
     splits replaced by noise and random labels before the search."""
     trainer = run_train(sim_args(out, trainer_name, SHOTS, "TRAINER.TIPADAPTER.PROTOCOL", protocol, "TEST.NO_TEST",
                                  "True", *COARSE, *opts, flags=["--no-train"]))
-    generator = torch.Generator().manual_seed(0)
-    for split in noisy:
-        real = trainer.split_features(split)
-        trainer._split_features[split] = LabeledFeatures(
-            torch.randn(real.features.shape, generator=generator),
-            torch.randint(0, trainer.num_classes, real.labels.shape, generator=generator))
-    asked = []
-    split_features = trainer.split_features
-    trainer.split_features = lambda split: asked.append(split) or split_features(split)
+    poison_splits(trainer, noisy, nan=())
+    asked = split_reads(trainer)
     trainer.train()
     return (trainer.head.alpha.item(), trainer.head.beta.item()), set(asked)
 
