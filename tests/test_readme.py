@@ -100,6 +100,7 @@ PLAN = {
     "python parse_test_res.py output/dtd/CMM/rn50_16shots": ("cannot", "CoOp's script, in a CoOp checkout"),
     "python train.py": ("cannot", "names the entry point in a sentence; its full commands are above"),
     "pytest -q": ("cannot", "the default suite, which `make test` runs"),
+    "pytest -q -n 0": ("cannot", "the default suite again, in one process (`make test` runs it in parallel)"),
     "pytest -m readme": ("cannot", "this check"),
     ".venv/bin/python -m pytest -m slow": ("cannot", "the real-size checks (the whole demo, and more): "
                                                      "run by hand, outside CI's time"),
