@@ -165,3 +165,13 @@ def test_a_bad_run_fails_naming_it_before_anything_is_encoded(tiny_clip, dtd_roo
     with pytest.raises(RunError, match=r"^run 2 of 2 \[.*TRAINER\.NO_SUCH_KEY"):
         extract_for_runs([good, bad], echo=False)
     assert not os.path.exists(os.environ["FEWSHOT_CLIP_CACHE"])
+
+
+def test_a_simulated_run_is_skipped_it_generates_its_features(tmp_path, capsys):
+    """The simulated benchmarks serve generated features: nothing to encode or cache, so the
+    extraction phase (reproduce's, or extract_features.py's) skips their runs in well under a second."""
+    argv = ["--seed", "1", "--trainer", "CMM", "--dataset-config-file", str(ROOT / "configs/datasets/simulated.yaml"),
+            "--config-file", str(ROOT / "configs/trainers/CMM/sim.yaml"), "DATASET.NUM_SHOTS", "2"]
+    counts = extract_for_runs([argv])
+    assert (counts["prepared"], counts["skipped"], counts["encoded"]) == (0, 1, 0)
+    assert "skipped, Simulated generates its features when it runs (nothing to cache)" in capsys.readouterr().out

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from tqdm import tqdm
 from yacs.config import CfgNode
 
+from datasets.registry import DATASET_REGISTRY
+
 from ..core.logger import log_to
 from ..core.registry import TRAINER_REGISTRY, build_trainer
 from ..core.run import build_parser, setup_cfg
@@ -86,6 +88,7 @@ def plan_run(argv, name):
         if not cfg.TRAINER.NAME:
             raise ValueError("no trainer given: pass --trainer NAME")
         trainer_cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
+        dataset_cls = DATASET_REGISTRY.get(cfg.DATASET.NAME)
     except Exception as e:
         raise RunError(f"{name}: {e}") from e
     plan = Plan(name, cfg, trains=not (args.eval_only or args.no_train))
@@ -93,6 +96,8 @@ def plan_run(argv, name):
         plan.skip = "its seed is negative (random), so its few-shot sample is drawn when it runs"
     elif not getattr(trainer_cls, "extractable", lambda _: False)(cfg):
         plan.skip = f"{cfg.TRAINER.NAME} is not feature-level here (it encodes images while it trains)"
+    elif hasattr(dataset_cls, "feature_source"):
+        plan.skip = f"{cfg.DATASET.NAME} generates its features when it runs (nothing to cache)"
     return plan
 
 
