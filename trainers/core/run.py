@@ -33,7 +33,7 @@ from common.atomic_io import atomic_path
 from datasets.registry import DATASET_REGISTRY
 
 from .registry import TRAINER_REGISTRY
-from .run_log import resumed_line, run_status
+from .run_log import resumed_line, run_status, stale_if_changed
 
 # torch, open_clip, the config, the trainer and the dataset are imported inside the functions that use
 # them, so `python train.py --help` answers at once.
@@ -102,8 +102,7 @@ def current_status(out, argv, end_signal=None):
     status = run_status(out, end_signal)
     if not status.finished:
         return status
-    config, ignore = current_config(argv, out)
-    return run_status(out, end_signal, config, ignore)
+    return stale_if_changed(status, *current_config(argv, out))
 
 
 def print_args(args, cfg):

@@ -15,7 +15,7 @@ This module imports no torch: the shell runners ask it through ``python -m repor
 """
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import yaml
 
@@ -129,7 +129,7 @@ def config_changes(folder, current, ignore=()):
             if key not in skip and old[key] != new[key]]
 
 
-def run_status(folder, end_signal=None, config=None, ignore=()):
+def run_status(folder, end_signal=None):
     """Whether the run in ``folder`` is finished, and the figures that count. The one rule of this
     project (train.py, the shell runners, results.py, reproduce and the launchers all ask it):
 
@@ -138,11 +138,8 @@ def run_status(folder, end_signal=None, config=None, ignore=()):
     ``Finish training`` for a training run and ``=> result`` for an eval-only one. ``end_signal``
     None tells the end signal from the log (``signal_of``); a value forces it (``--test-log``).
     So a validation result printed before ``Finish training`` (``TEST.FINAL_MODEL best_val``) never
-    finishes a run, and a run completed by a rerun that continued its log does.
-
-    With ``config`` (the dump of the config the run would get now, ``trainers.core.run.
-    current_config``), a finished run whose config.yaml holds other values (``config_changes``)
-    is stale: not finished, so it is redone rather than reported beside runs of the new config.
+    finishes a run, and a run completed by a rerun that continued its log does. The runners also
+    ask whether a finished run is still current (``stale_if_changed``).
     """
     log = os.path.join(folder, LOG_NAME)
     if not os.path.isfile(log):
@@ -152,12 +149,19 @@ def run_status(folder, end_signal=None, config=None, ignore=()):
     metrics = metrics_of(lines, signal)
     eval_only = signal == TEST_LOG_SIGNAL
     if any(m in metrics for m in TEST_METRICS):
-        changes = config_changes(folder, config, ignore) if config is not None else []
-        if changes:
-            shown = "; ".join(changes[:3]) + (f"; and {len(changes) - 3} more" if len(changes) > 3 else "")
-            return RunStatus(folder, True, eval_only, {}, resumed,
-                             f"stale: finished under another config ({shown})", tuple(changes))
         return RunStatus(folder, True, eval_only, metrics, resumed)
     ran = "the rerun in log.txt" if resumed else LOG_NAME
     return RunStatus(folder, True, eval_only, {}, resumed,
                      f"failed or unfinished: {ran} has no test result after '{signal}'")
+
+
+def stale_if_changed(status, config, ignore=()):
+    """``status``, or for a finished run whose config.yaml holds other values than ``config`` (the
+    dump of the config the run would get now, ``trainers.core.run.current_config``; see
+    ``config_changes``) a stale one: not finished, so it is redone rather than reported beside
+    runs of the new config."""
+    changes = config_changes(status.folder, config, ignore) if status.finished else []
+    if not changes:
+        return status
+    shown = "; ".join(changes[:3]) + (f"; and {len(changes) - 3} more" if len(changes) > 3 else "")
+    return replace(status, metrics={}, why=f"stale: finished under another config ({shown})", stale=tuple(changes))
