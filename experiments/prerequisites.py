@@ -56,7 +56,7 @@ def missing_dataset_files(runs, root):
 
 def missing_weights_for(runs, root):
     """One line per backbone whose weights are missing (resolved from each run's full config)."""
-    from trainers.core.run import build_parser, setup_cfg  # registers every trainer's config node
+    from trainers.core.run import build_parser, setup_cfg
     from trainers.features.clip_backbone import missing_weights
 
     missing, checked, configs = [], set(), set()

@@ -1,4 +1,4 @@
-"""``--trainer CMM``: Cross-Modal Mapping on frozen CLIP features (spec: shared/specs/cmm.md).
+"""``--trainer CMM``: Cross-Modal Mapping on frozen CLIP features (README, "CMM").
 
 Only the map W and the prototypes T are trained, on batches of cached augmented views (the
 feature cache's 10-view bank, FEATURES.AUG_*). Every choice the paper leaves open is a key

@@ -1,4 +1,4 @@
-"""``--trainer FLEXCLIP``: FLEX-CLIP on frozen CLIP features (spec: shared/specs/flex_clip.md).
+"""``--trainer FLEXCLIP``: FLEX-CLIP on frozen CLIP features (README, "FLEX-CLIP and few-shot cross-modal retrieval").
 
 The dataset decides the task:
 - retrieval (a paired dataset: Wikipedia, Pascal Sentence, manifests, SimulatedPairs): stage 1
