@@ -219,6 +219,11 @@ def test_a_run_finished_under_another_config_is_stale_for_every_runner(tmp_path)
     same = subprocess.run([sys.executable, "-m", "reports.finished", "--quiet", str(out), "--", *argv], cwd=ROOT,
                           capture_output=True, text=True)
     assert (same.returncode, same.stdout) == (0, "")
+    missing = with_config(argv, tmp_path / "no_such.yaml")
+    bad = subprocess.run([sys.executable, "-m", "reports.finished", "--quiet", str(out), "--", *missing], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and f"config file not found: {tmp_path / 'no_such.yaml'}" in bad.stderr
+    assert run_status(out).finished  # not a verdict: nothing deleted
 
     assert run_if_needed(edited, str(out))  # redone from a clean folder, under the new config
     redone = read_log(out)
