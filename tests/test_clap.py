@@ -75,6 +75,7 @@ def test_zslp_at_step_0_is_zero_shot_clip(tmp_path):
         with torch.no_grad():
             assert torch.allclose(probe.model_inference(test.features), zero_shot.model_inference(test.features),
                                   atol=1e-4)
+        probe.before_train()  # builds the optimizer: it trains the weights alone
         assert [p for g in probe._optims["zs_linear_probe"].param_groups for p in g["params"]] == \
             [probe.head.weights]
 

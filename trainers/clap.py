@@ -31,8 +31,6 @@ import torch.nn.functional as F
 from methods.clap import ZeroShotLinearProbe, zero_shot_prototypes
 
 from .core.evaluator import batch_accuracy
-from .core.lr_scheduler import build_lr_scheduler
-from .core.optim import build_optimizer
 from .core.registry import TRAINER_REGISTRY
 from .features.feature_trainer import FeatureTrainer, batches_per_epoch
 from .features.templates import IMAGENET_ENSEMBLE, custom_template
@@ -74,6 +72,7 @@ class CLAP(FeatureTrainer):
     """ZS-LP + ``mean_c lambda_c ||W_c - T_c||^2``, lambda_c the zero-shot support accuracy of class c."""
 
     constrained = True  # False (ZSLP): cross-entropy alone
+    step_budget = True
 
     def build_model(self):
         cfg, node = self.cfg, self.cfg.TRAINER.CLAP
@@ -85,8 +84,7 @@ class CLAP(FeatureTrainer):
         print(f"{type(self).__name__} zero-shot prototypes: raw mean over {len(templates)} template(s) {templates}")
         prototypes = zero_shot_prototypes(self.class_text_features(templates))
         self.head = ZeroShotLinearProbe(prototypes, self.features.logit_scale).to(self.device)
-        optim = build_optimizer(self.head, cfg.OPTIM)
-        self.register_model(MODEL_NAME, self.head, optim, build_lr_scheduler(optim, cfg.OPTIM))
+        self.register_model(MODEL_NAME, self.head)  # its optimizer and schedule: before_train
 
     def selection_protocol(self):
         """Nothing is chosen on a validation split (the epoch too is the last one, unless
@@ -97,7 +95,8 @@ class CLAP(FeatureTrainer):
         return self.augmented_train_features(self.cfg.TRAINER.CLAP.NUM_VIEWS, scale=self.cfg.INPUT.RRCROP_SCALE)
 
     def before_train(self):
-        """The support views (never needed by ``--eval-only``), CLAP's multipliers, the loader."""
+        """The support views (never needed by ``--eval-only``), CLAP's multipliers, the loader, and
+        the optimizer with its epoch schedule (over OPTIM.MAX_STEPS's epochs when set)."""
         views = self.train_views()
         features, labels = views.features.to(self.device), views.labels.to(self.device)
         if self.constrained:
@@ -106,6 +105,8 @@ class CLAP(FeatureTrainer):
                   f"of each support image): min {multipliers.min():.3f}, mean {multipliers.mean():.3f}, "
                   f"max {multipliers.max():.3f}")
         self.train_loader_x = PooledViewBatches(features, labels, self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
+        self.max_epoch = self.budgeted_epochs(self.max_epoch, len(self.train_loader_x))
+        self.register_model(MODEL_NAME, self.head, *self.epoch_schedule(self.head), replace=True)
         super().before_train()
 
     def forward_backward(self, batch):

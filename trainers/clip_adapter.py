@@ -12,8 +12,6 @@ from methods.clip_adapter import Adapter, adapter_logits
 from methods.zero_shot import class_prototypes
 
 from .core.evaluator import batch_accuracy
-from .core.lr_scheduler import build_lr_scheduler
-from .core.optim import build_optimizer
 from .core.registry import TRAINER_REGISTRY
 from .features.feature_trainer import FeatureTrainer
 from .features.templates import format_prompt, templates_for
@@ -22,6 +20,8 @@ from .features.templates import format_prompt, templates_for
 @TRAINER_REGISTRY.register()
 class CLIPAdapter(FeatureTrainer):
     """logits = logit_scale * norm(ratio * adapter(f) + (1 - ratio) * f) @ norm(text).T"""
+
+    step_budget = True
 
     def build_model(self):
         cfg, node = self.cfg, self.cfg.TRAINER.CLIPADAPTER
@@ -35,16 +35,18 @@ class CLIPAdapter(FeatureTrainer):
         self.logit_scale = self.features.logit_scale
         dim = self.split_features(cfg.TEST.SPLIT).features.shape[1]
         self.adapter = Adapter(dim, node.REDUCTION).to(self.device)
-        optim = build_optimizer(self.adapter, cfg.OPTIM)
-        self.register_model("clip_adapter", self.adapter, optim, build_lr_scheduler(optim, cfg.OPTIM))
+        self.register_model("clip_adapter", self.adapter)  # its optimizer and schedule: before_train
 
     def train_views(self):
         return self.augmented_train_features(self.cfg.TRAINER.CLIPADAPTER.NUM_VIEWS, scale=self.cfg.INPUT.RRCROP_SCALE)
 
     def before_train(self):
-        """The training views are encoded here, not in build_model: an eval-only run (ImageNet-A/R
-        have no train split) never needs them."""
+        """The training views, the optimizer and the epoch schedule (over OPTIM.MAX_STEPS's epochs
+        when set) are built here, not in build_model: an eval-only run (ImageNet-A/R have no train
+        split) never needs them."""
         self.train_loader_x = self.view_batches(self.train_views(), self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
+        self.max_epoch = self.budgeted_epochs(self.max_epoch, len(self.train_loader_x))
+        self.register_model("clip_adapter", self.adapter, *self.epoch_schedule(self.adapter), replace=True)
         super().before_train()
 
     def forward_backward(self, batch):

@@ -28,7 +28,7 @@ from .core.evaluator import batch_accuracy
 from .core.lr_scheduler import build_iteration_cosine
 from .core.optim import build_optimizer
 from .core.registry import TRAINER_REGISTRY
-from .features.feature_trainer import FeatureTrainer, batches_per_epoch
+from .features.feature_trainer import FeatureTrainer
 from .features.search import grid_search
 from .features.templates import templates_for
 
@@ -38,6 +38,7 @@ MAP_INITS = ("zero", "gda")  # TRAINER.CMM.MAP_INIT
 @TRAINER_REGISTRY.register()
 class CMM(FeatureTrainer):
     lr_step_per_batch = True  # AdamW with a cosine decay over iterations
+    step_budget = True
 
     # --- model --------------------------------------------------------------------------
     def build_model(self):
@@ -48,6 +49,7 @@ class CMM(FeatureTrainer):
         templates = templates_for(self.cfg.DATASET.NAME, c.TEMPLATES)
         self.zero_shot_prototypes = class_prototypes(self.class_text_features(templates))
         self.hparams = {"alpha": c.ALPHA, "lam": c.LAMBDA, "lr": self.cfg.OPTIM.LR}
+        self.max_epoch = self.budgeted_epochs(self.max_epoch, self.train_batches_per_epoch())
         self.head, optim, sched = self.new_head(**self.hparams)
         self.register_model("cmm", self.head, optim, sched)
         print(f"CMM: {len(templates)} template(s), alpha={c.ALPHA}, lambda={c.LAMBDA}, margin={c.MARGIN}, "
@@ -65,9 +67,7 @@ class CMM(FeatureTrainer):
         if c.TRAIN_PROTOTYPES:
             groups.append({"params": [head.prototypes], "lr": lr * c.PROTOTYPE_LR_MULT})
         optim = build_optimizer(groups, self.cfg.OPTIM, lr=lr)
-        steps = self.max_epoch * batches_per_epoch(len(self.split_items("train")),
-                                                   self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
-        return head, optim, build_iteration_cosine(optim, steps)
+        return head, optim, build_iteration_cosine(optim, self.max_epoch * self.train_batches_per_epoch())
 
     # --- training -------------------------------------------------------------------------
     def feature_splits(self):
@@ -135,7 +135,7 @@ class CMM(FeatureTrainer):
         self.register_model("cmm", self.head, optim, sched, replace=True)
 
     def train_head(self, alpha, lam, lr):
-        """A fresh head trained with these hyper-parameters for MAX_EPOCH epochs (search only)."""
+        """A fresh head trained with these hyper-parameters for the run's epochs (search only)."""
         head, optim, sched = self.new_head(alpha, lam, lr)
         for _ in range(self.max_epoch):
             for features, labels in self.train_loader_x:

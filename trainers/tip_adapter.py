@@ -183,6 +183,7 @@ class TipAdapterF(TipAdapter):
 
     trains = True
     lr_step_per_batch = True
+    step_budget = True
 
     def build_model(self):
         super().build_model()
@@ -194,6 +195,7 @@ class TipAdapterF(TipAdapter):
         else:
             self.max_epoch, source = self.cfg.OPTIM.MAX_EPOCH, "OPTIM.MAX_EPOCH"
         print(f"Tip-Adapter-F: {self.max_epoch} epochs ({source})")
+        self.epochs_source = source
 
     def before_train(self):
         """The cache, its learnable head, optimizer and per-iteration schedule, and the loader of
@@ -202,6 +204,7 @@ class TipAdapterF(TipAdapter):
         keys, values = build_cache(views.features, views.labels, self.num_classes)
         head = self.new_head(keys, values, learnable_keys=True)
         self.train_loader_x = self.view_batches(views, self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
+        self.max_epoch = self.budgeted_epochs(self.max_epoch, len(self.train_loader_x), self.epochs_source)
         optim = build_optimizer([head.keys], self.cfg.OPTIM)
         for group in optim.param_groups:
             if "eps" in group:

@@ -56,6 +56,7 @@ class TrainerBase:
     fits_on_train = True  # False: nothing is fitted on train_x (zero-shot): may "train" on a test-only set
     feature_level = False  # True: works on frozen features (runs on the simulated benchmark)
     lr_step_per_batch = False  # True: the scheduler steps every batch (Tip-Adapter-F), not every epoch
+    step_budget = False  # True: honours OPTIM.MAX_STEPS (budgeted_epochs); others refuse a budget
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -63,12 +64,35 @@ class TrainerBase:
         self.output_dir = cfg.OUTPUT_DIR
         self.start_epoch = self.epoch = 0
         self.max_epoch = cfg.OPTIM.MAX_EPOCH
+        self.check_step_budget()
         self._models, self._optims, self._scheds = OrderedDict(), OrderedDict(), OrderedDict()
         self.best_result = -np.inf
         self._writer = None
         self.build_data()
         self.build_model()
         self.evaluator = Classification(cfg, self.lab2cname)
+
+    def check_step_budget(self):
+        """OPTIM.MAX_STEPS is refused, not ignored, by a trainer that does not honour it."""
+        max_steps = self.cfg.OPTIM.MAX_STEPS
+        if max_steps < 0:
+            raise ValueError(f"OPTIM.MAX_STEPS must be >= 0 (0 = the recipe's epochs), got {max_steps}")
+        if max_steps and not self.step_budget:
+            raise ValueError(f"{type(self).__name__} has no step budget: OPTIM.MAX_STEPS must be 0 for it "
+                             f"(got {max_steps}); it caps the mini-batch trainers on cached views "
+                             "(CMM, CLIPAdapter, TipAdapterF, CLAP, ZSLP)")
+
+    def budgeted_epochs(self, epochs, batches_per_epoch, source="OPTIM.MAX_EPOCH"):
+        """``epochs`` (the recipe), or under OPTIM.MAX_STEPS as many whole epochs of
+        ``batches_per_epoch`` steps as fit in the budget, at least one."""
+        max_steps = self.cfg.OPTIM.MAX_STEPS
+        if not max_steps or epochs * batches_per_epoch <= max_steps:
+            return epochs
+        budgeted = max(1, max_steps // batches_per_epoch)
+        print(f"Step budget: {budgeted} epoch(s) x {batches_per_epoch} batches = {budgeted * batches_per_epoch} "
+              f"steps (OPTIM.MAX_STEPS {max_steps}; the recipe's {epochs} epochs ({source}) would take "
+              f"{epochs * batches_per_epoch})")
+        return budgeted
 
     # --- to implement -------------------------------------------------------------
     def build_data(self):

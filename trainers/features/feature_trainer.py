@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from datasets.registry import build_dataset
 
 from ..core.class_map import dataset_class_ids
+from ..core.lr_scheduler import build_lr_scheduler
+from ..core.optim import build_optimizer
 from ..core.retrieval_evaluator import Retrieval
 from ..core.trainer_base import TrainerBase
 
@@ -120,6 +122,19 @@ class FeatureTrainer(TrainerBase):
         feats = self.features.augmented_image_features(items, "train", num_views or f.AUG_VIEWS,
                                                        scale=scale or f.AUG_SCALE, flip=f.AUG_FLIP, seed=f.AUG_SEED)
         return LabeledFeatures(feats, self.labels_of(items))
+
+    def train_batches_per_epoch(self):
+        """Optimiser steps in one epoch over the few-shot images (DATALOADER.TRAIN_X.BATCH_SIZE)."""
+        return batches_per_epoch(len(self.split_items("train")), self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
+
+    def epoch_schedule(self, params):
+        """An optimizer over ``params`` and Dassl's per-epoch schedule (OPTIM) over the run's
+        ``max_epoch``, which OPTIM.MAX_STEPS may have cut below OPTIM.MAX_EPOCH."""
+        optim_cfg = self.cfg.OPTIM.clone()
+        optim_cfg.defrost()
+        optim_cfg.MAX_EPOCH = self.max_epoch
+        optim = build_optimizer(params, optim_cfg)
+        return optim, build_lr_scheduler(optim, optim_cfg)
 
     def view_batches(self, views, batch_size):
         """A training loader over cached views: each epoch shuffles the images and gives each

@@ -1,0 +1,80 @@
+"""OPTIM.MAX_STEPS: the mini-batch trainers on cached views train as many whole epochs as fit in
+the budget, with their schedule over those; 0 (the default) and a budget the recipe fits in leave
+the run as it was; every other trainer refuses a budget instead of ignoring it."""
+import re
+
+import pytest
+import torch
+
+from conftest import ROOT, read_log, run_train
+from trainers.core.lr_scheduler import lr_at_epoch
+
+BUDGETED = {"CMM": "cmm", "CLIPAdapter": "clip_adapter", "TipAdapterF": "tip_adapter", "CLAP": "zs_linear_probe",
+            "ZSLP": "zs_linear_probe"}  # trainer -> model name
+
+
+def sim_args(out, trainer, *opts):
+    return ["--root", "", "--seed", 1, "--trainer", trainer, "--output-dir", out,
+            "--dataset-config-file", ROOT / "configs/datasets/simulated.yaml",
+            "--config-file", ROOT / f"configs/trainers/{trainer}/sim.yaml", "DATASET.NUM_SHOTS", 2,
+            "DATASET.SIMULATED.NUM_CLASSES", 8, "OPTIM.MAX_EPOCH", 6, *opts]  # 6 epochs: a short recipe
+
+
+def final_accuracy(out):
+    return float(re.search(r"\* accuracy: ([\d.]+)%", read_log(out).split("Evaluate on the *test* set")[-1])[1])
+
+
+@pytest.mark.parametrize("trainer", sorted(BUDGETED))
+def test_a_budget_trains_whole_epochs_within_it_and_ends_its_schedule(tmp_path, trainer):
+    recipe = run_train(sim_args(tmp_path / "recipe", trainer, "TEST.NO_TEST", True))
+    batches, epochs = len(recipe.train_loader_x), recipe.max_epoch
+    assert epochs > 3, "the recipe must be longer than the budget below"
+    budget = 3 * batches + batches - 1  # 3 whole epochs fit, a 4th does not
+    capped = run_train(sim_args(tmp_path / "capped", trainer, "TEST.NO_TEST", True, "OPTIM.MAX_STEPS", budget))
+    log = read_log(tmp_path / "capped")
+    assert capped.max_epoch == 3
+    assert f"Step budget: 3 epoch(s) x {batches} batches = {3 * batches} steps (OPTIM.MAX_STEPS {budget}" in log
+    assert f"epoch [3/3] batch [{batches}/{batches}]" in log and "epoch [4/" not in log
+    sched = capped._scheds[BUDGETED[trainer]]
+    if capped.lr_step_per_batch:  # CMM, Tip-Adapter-F: a cosine over the budgeted steps ran to its end
+        assert sched.last_epoch == 3 * batches and capped.get_current_lr() == pytest.approx(0.0, abs=1e-12)
+    else:  # CLIP-Adapter, CLAP, ZS-LP: Dassl's per-epoch schedule as if MAX_EPOCH were 3
+        optim_cfg = capped.cfg.OPTIM.clone()
+        optim_cfg.defrost()
+        optim_cfg.MAX_EPOCH = 3
+        assert sched.last_epoch == 3
+        assert capped.get_current_lr() == pytest.approx(lr_at_epoch(optim_cfg, optim_cfg.LR, 3), rel=1e-12)
+        assert capped.get_current_lr() != pytest.approx(lr_at_epoch(capped.cfg.OPTIM, optim_cfg.LR, 3))
+
+
+@pytest.mark.parametrize("trainer", sorted(BUDGETED))
+def test_no_budget_or_one_the_recipe_fits_in_changes_nothing(tmp_path, trainer):
+    recipe = run_train(sim_args(tmp_path / "recipe", trainer))
+    roomy = run_train(sim_args(tmp_path / "roomy", trainer, "OPTIM.MAX_STEPS", 10 ** 6))
+    assert "Step budget" not in read_log(tmp_path / "roomy") and roomy.max_epoch == recipe.max_epoch
+    name = BUDGETED[trainer]
+    trained, again = recipe._models[name].state_dict(), roomy._models[name].state_dict()
+    assert trained.keys() == again.keys() and all(torch.equal(trained[k], again[k]) for k in trained)
+    assert final_accuracy(tmp_path / "roomy") == final_accuracy(tmp_path / "recipe")
+
+
+@pytest.mark.parametrize("trainer", ["LinearProbe", "FLEXCLIP", "ZeroshotCLIP"])
+def test_a_trainer_without_a_budget_refuses_one(tmp_path, trainer):
+    with pytest.raises(ValueError, match=f"{trainer} has no step budget: OPTIM.MAX_STEPS must be 0 for it"):
+        run_train(["--root", "", "--trainer", trainer, "--output-dir", tmp_path,
+                   "--dataset-config-file", ROOT / "configs/datasets/simulated.yaml", "OPTIM.MAX_STEPS", 100])
+    assert not (tmp_path / "log.txt").exists() or "Finish training" not in read_log(tmp_path)
+
+
+def test_a_negative_budget_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="OPTIM.MAX_STEPS must be >= 0"):
+        run_train(sim_args(tmp_path, "CMM", "OPTIM.MAX_STEPS", -5))
+
+
+def test_the_refusal_names_exactly_the_trainers_that_honour_a_budget():
+    from trainers.core.registry import TRAINER_REGISTRY
+
+    honouring = sorted(cls.__name__ for cls in TRAINER_REGISTRY.classes() if cls.step_budget)
+    assert honouring == sorted(BUDGETED)
+    source = (ROOT / "trainers/core/trainer_base.py").read_text()
+    assert "(CMM, CLIPAdapter, TipAdapterF, CLAP, ZSLP)" in source
