@@ -1,7 +1,10 @@
 """OPTIM.MAX_STEPS: the mini-batch trainers on cached views train as many whole epochs as fit in
 the budget, with their schedule over those; 0 (the default) and a budget the recipe fits in leave
-the run as it was; every other trainer refuses a budget instead of ignoring it."""
+the run as it was; every other trainer refuses a budget instead of ignoring it; a budgeted run says so in its
+provenance, and a table never compares it with a published row."""
+import json
 import re
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,8 +16,8 @@ BUDGETED = {"CMM": "cmm", "CLIPAdapter": "clip_adapter", "TipAdapterF": "tip_ada
             "ZSLP": "zs_linear_probe"}  # trainer -> model name
 
 
-def sim_args(out, trainer, *opts):
-    return ["--root", "", "--seed", 1, "--trainer", trainer, "--output-dir", out,
+def sim_args(out, trainer, *opts, flags=()):
+    return [*flags, "--root", "", "--seed", 1, "--trainer", trainer, "--output-dir", out,
             "--dataset-config-file", ROOT / "configs/datasets/simulated.yaml",
             "--config-file", ROOT / f"configs/trainers/{trainer}/sim.yaml", "DATASET.NUM_SHOTS", 2,
             "DATASET.SIMULATED.NUM_CLASSES", 8, "OPTIM.MAX_EPOCH", 6, *opts]  # 6 epochs: a short recipe
@@ -78,3 +81,34 @@ def test_the_refusal_names_exactly_the_trainers_that_honour_a_budget():
     assert honouring == sorted(BUDGETED)
     source = (ROOT / "trainers/core/trainer_base.py").read_text()
     assert "(CMM, CLIPAdapter, TipAdapterF, CLAP, ZSLP)" in source
+
+
+def test_a_budgeted_run_is_recorded_and_never_compared_with_a_published_row(tmp_path):
+    from reports.provenance import DIFFERS, CellProvenance, caveats_of, read_provenance
+    from reports.published import PublishedValue
+
+    recipe = run_train(sim_args(tmp_path / "recipe", "CMM"))
+    batches = len(recipe.train_loader_x)
+    run_train(sim_args(tmp_path / "budget", "CMM", "OPTIM.MAX_STEPS", 2 * batches))
+    record = json.loads((tmp_path / "budget" / "provenance.json").read_text())
+    assert record["step_budget"] == {"max_steps": 2 * batches, "epochs": 2, "recipe_epochs": 6,
+                                     "steps": 2 * batches, "recipe_steps": 6 * batches}
+    assert json.loads((tmp_path / "recipe" / "provenance.json").read_text())["step_budget"] is None
+    text = f"OPTIM.MAX_STEPS {2 * batches} (2 of 6 epochs)"
+    assert f"Provenance: step budget {text}: not the published recipe" in read_log(tmp_path / "budget")
+    assert "Provenance: step budget" not in read_log(tmp_path / "recipe")
+    run_train(sim_args(tmp_path / "eval", "CMM", flags=["--eval-only", "--model-dir", tmp_path / "budget"]))
+    assert json.loads((tmp_path / "eval" / "provenance.json").read_text())["step_budget"] == record["step_budget"]
+
+    budgeted, plain = read_provenance(tmp_path / "budget"), read_provenance(tmp_path / "recipe")
+    assert (budgeted.budget, plain.budget) == (text, "")
+    # as if on a published split (the simulated one is generated): only the budget may stand in the way
+    budgeted, plain = replace(budgeted, origin="published"), replace(plain, origin="published")
+    published = PublishedValue("CMM", "sim", "simulated", 2, 80.0, "a paper", "CMM", protocol="strict")
+    assert caveats_of(CellProvenance.of([plain]), published) == []
+    assert caveats_of(CellProvenance.of([budgeted]), published) == [
+        (DIFFERS, f"trained under a step budget ({text}), not the published recipe's epochs")]
+    mixed = CellProvenance.of([budgeted, plain])
+    assert caveats_of(mixed, None) == [
+        (DIFFERS, f"seeds trained under different step budgets (the recipe's epochs, {text})")]
+    assert mixed.text() == f"published, strict; recipe epochs; budget {text}"

@@ -12,7 +12,10 @@ from the same experiment; this record is what it checks (``reports/provenance.py
 - ``features``: the feature cache's identity (``trainer.features.identity()``), when it has one;
 - ``selection``: ``trainer.selection_protocol()``: the protocol name and, per value chosen on
   data, the split it was chosen on. An eval-only run takes the selection of the training run
-  whose ``provenance.json`` is in ``--model-dir`` (copied under ``trained``).
+  whose ``provenance.json`` is in ``--model-dir`` (copied under ``trained``);
+- ``step_budget``: None when the run trained the recipe's epochs; otherwise how OPTIM.MAX_STEPS
+  cut them (``max_steps``, ``epochs`` / ``recipe_epochs``, ``steps`` / ``recipe_steps``), so a
+  table never compares such a run with a published row. An eval-only run takes its training run's.
 
 The record is written atomically and summed up in two log lines, before ``Finish training``
 (or, eval-only, before the result block), so CoOp's parse_test_res.py reads the log unchanged.
@@ -95,12 +98,14 @@ def collect(trainer, eval_only=False, model_dir=""):
     record = {"format": FORMAT, "trainer": cfg.TRAINER.NAME, "dataset": cfg.DATASET.NAME,
               "num_shots": cfg.DATASET.NUM_SHOTS, "seed": cfg.SEED, "eval_only": bool(eval_only),
               "split": split_of(dataset), "fewshot": fewshot_of(dataset), "features": features_of(trainer),
-              "selection": selection}
+              "selection": selection, "step_budget": getattr(trainer, "step_budget_cut", None)}
     if eval_only:
         trained = trained_record(model_dir)
         record["trained"] = {"model_dir": os.path.abspath(model_dir) if model_dir else None, "provenance": trained}
         if trained and isinstance(trained.get("selection"), dict):
             record["selection"] = trained["selection"]
+        if trained:
+            record["step_budget"] = trained.get("step_budget")
     return record
 
 
@@ -109,7 +114,7 @@ def short(digest):
 
 
 def log_lines(record, path):
-    """Two lines that sum the record up for log.txt."""
+    """Two lines that sum the record up for log.txt (a third when a step budget cut the recipe)."""
     split, fewshot, selection = record["split"], record["fewshot"], record["selection"]
     shots = ", ".join(f"{k} {short(v['sha256'])} ({v['count']})" for k, v in fewshot.items() if v)
     chosen = ", ".join(f"{k} on {v}" for k, v in selection["selected"].items()) or "nothing chosen on data"
@@ -117,10 +122,18 @@ def log_lines(record, path):
     feature_text = "none" if features is None else short(hashlib.sha256(
         json.dumps(features, sort_keys=True, default=str).encode()).hexdigest())
     split_name = split["file"] or f"without a file (digest of its {split['hashed']})"
-    return [f"Provenance: split {split_name} ({split['origin']}, sha256 {short(split['sha256'])}); "
-            f"few-shot {shots or 'none'}",
-            f"Provenance: protocol {selection['protocol']} ({chosen}); feature cache identity {feature_text}; "
-            f"recorded in {path or '(no OUTPUT_DIR: not written)'}"]
+    lines = [f"Provenance: split {split_name} ({split['origin']}, sha256 {short(split['sha256'])}); "
+             f"few-shot {shots or 'none'}",
+             f"Provenance: protocol {selection['protocol']} ({chosen}); feature cache identity {feature_text}; "
+             f"recorded in {path or '(no OUTPUT_DIR: not written)'}"]
+    if record.get("step_budget"):
+        lines.append(f"Provenance: step budget {budget_text(record['step_budget'])}: not the published recipe")
+    return lines
+
+
+def budget_text(cut):
+    """``OPTIM.MAX_STEPS 2000 (8 of 50 epochs)`` from a record's ``step_budget``."""
+    return f"OPTIM.MAX_STEPS {cut['max_steps']} ({cut['epochs']} of {cut['recipe_epochs']} epochs)"
 
 
 def write_run_provenance(trainer, eval_only=False, model_dir=""):

@@ -65,6 +65,7 @@ class TrainerBase:
         self.start_epoch = self.epoch = 0
         self.max_epoch = cfg.OPTIM.MAX_EPOCH
         self.check_step_budget()
+        self.step_budget_cut = None  # set by budgeted_epochs when OPTIM.MAX_STEPS cut the recipe (provenance)
         self._models, self._optims, self._scheds = OrderedDict(), OrderedDict(), OrderedDict()
         self.best_result = -np.inf
         self._writer = None
@@ -89,6 +90,8 @@ class TrainerBase:
         if not max_steps or epochs * batches_per_epoch <= max_steps:
             return epochs
         budgeted = max(1, max_steps // batches_per_epoch)
+        self.step_budget_cut = {"max_steps": max_steps, "epochs": budgeted, "recipe_epochs": epochs,
+                                "steps": budgeted * batches_per_epoch, "recipe_steps": epochs * batches_per_epoch}
         print(f"Step budget: {budgeted} epoch(s) x {batches_per_epoch} batches = {budgeted * batches_per_epoch} "
               f"steps (OPTIM.MAX_STEPS {max_steps}; the recipe's {epochs} epochs ({source}) would take "
               f"{epochs * batches_per_epoch})")
