@@ -13,7 +13,7 @@ from conftest import ROOT, read_log, run_train
 from trainers.core.lr_scheduler import lr_at_epoch
 
 BUDGETED = {"CMM": "cmm", "CLIPAdapter": "clip_adapter", "TipAdapterF": "tip_adapter", "CLAP": "zs_linear_probe",
-            "ZSLP": "zs_linear_probe"}  # trainer -> model name
+            "ZSLP": "zs_linear_probe", "FLEXCLIP": "stage2"}  # trainer -> model name
 
 
 def sim_args(out, trainer, *opts, flags=()):
@@ -41,13 +41,27 @@ def test_a_budget_trains_whole_epochs_within_it_and_ends_its_schedule(tmp_path, 
     sched = capped._scheds[BUDGETED[trainer]]
     if capped.lr_step_per_batch:  # CMM, Tip-Adapter-F: a cosine over the budgeted steps ran to its end
         assert sched.last_epoch == 3 * batches and capped.get_current_lr() == pytest.approx(0.0, abs=1e-12)
-    else:  # CLIP-Adapter, CLAP, ZS-LP: Dassl's per-epoch schedule as if MAX_EPOCH were 3
+    else:  # CLIP-Adapter, CLAP, ZS-LP, FLEX-CLIP's stage 2: Dassl's per-epoch schedule as if MAX_EPOCH were 3
         optim_cfg = capped.cfg.OPTIM.clone()
         optim_cfg.defrost()
         optim_cfg.MAX_EPOCH = 3
         assert sched.last_epoch == 3
         assert capped.get_current_lr() == pytest.approx(lr_at_epoch(optim_cfg, optim_cfg.LR, 3), rel=1e-12)
         assert capped.get_current_lr() != pytest.approx(lr_at_epoch(capped.cfg.OPTIM, optim_cfg.LR, 3))
+
+
+def test_flex_clip_retrieval_budgets_stage_2_over_the_real_and_pseudo_pairs(tmp_path):
+    def args(out, *opts):
+        return ["--root", "", "--seed", 1, "--trainer", "FLEXCLIP", "--output-dir", out,
+                "--dataset-config-file", ROOT / "configs/datasets/simulated_pairs.yaml",
+                "--config-file", ROOT / "configs/trainers/FLEXCLIP/sim.yaml", "DATASET.NUM_SHOTS", 1,
+                "TRAINER.FLEXCLIP.STAGE1_STEPS", 5, "OPTIM.MAX_EPOCH", 6, "TEST.NO_TEST", True, "TRAIN.PRINT_FREQ", 1,
+                *opts]
+
+    batches = len(run_train(args(tmp_path / "recipe")).train_loader_x)
+    capped = run_train(args(tmp_path / "capped", "OPTIM.MAX_STEPS", 4 * batches - 1))
+    assert capped.max_epoch == 3 and len(capped.train_loader_x) == batches
+    assert f"epoch [3/3] batch [{batches}/{batches}]" in read_log(tmp_path / "capped")
 
 
 @pytest.mark.parametrize("trainer", sorted(BUDGETED))
@@ -61,7 +75,7 @@ def test_no_budget_or_one_the_recipe_fits_in_changes_nothing(tmp_path, trainer):
     assert final_accuracy(tmp_path / "roomy") == final_accuracy(tmp_path / "recipe")
 
 
-@pytest.mark.parametrize("trainer", ["LinearProbe", "FLEXCLIP", "ZeroshotCLIP"])
+@pytest.mark.parametrize("trainer", ["LinearProbe", "LPPlusPlus", "ZeroshotCLIP"])
 def test_a_trainer_without_a_budget_refuses_one(tmp_path, trainer):
     with pytest.raises(ValueError, match=f"{trainer} has no step budget: OPTIM.MAX_STEPS must be 0 for it"):
         run_train(["--root", "", "--trainer", trainer, "--output-dir", tmp_path,
@@ -80,7 +94,7 @@ def test_the_refusal_names_exactly_the_trainers_that_honour_a_budget():
     honouring = sorted(cls.__name__ for cls in TRAINER_REGISTRY.classes() if cls.step_budget)
     assert honouring == sorted(BUDGETED)
     source = (ROOT / "trainers/core/trainer_base.py").read_text()
-    assert "(CMM, CLIPAdapter, TipAdapterF, CLAP, ZSLP)" in source
+    assert "(CMM, CLIPAdapter, TipAdapterF, CLAP, ZSLP, FLEXCLIP's stage 2)" in source
 
 
 def test_a_budgeted_run_is_recorded_and_never_compared_with_a_published_row(tmp_path):

@@ -40,11 +40,9 @@ from methods.flex_clip import (
 from methods.zero_shot import class_prototypes
 
 from .core.evaluator import batch_accuracy
-from .core.lr_scheduler import build_lr_scheduler
-from .core.optim import build_optimizer
 from .core.registry import TRAINER_REGISTRY
 from .core.trainer_nodes import flex_clip_node
-from .features.feature_trainer import FeatureTrainer, ShuffledBatches
+from .features.feature_trainer import FeatureTrainer, ShuffledBatches, batches_per_epoch
 from .features.templates import templates_for
 
 
@@ -65,6 +63,7 @@ def intra_op_threads(count):
 @TRAINER_REGISTRY.register()
 class FLEXCLIP(FeatureTrainer):
     supports_retrieval = True
+    step_budget = True  # OPTIM.MAX_STEPS caps stage 2's epochs (stage 1 is already a step count)
     # Defaults re-chosen on the few-shot val split of the simulated benchmarks (retrieval: the val
     # pairs of datasets/pairs.py; classification: CoOp's min(K, 4) val), never on test; the
     # figures are in the README's FLEX-CLIP decisions.
@@ -85,9 +84,8 @@ class FLEXCLIP(FeatureTrainer):
             "classifier": CosineClassifier(dim, self.num_classes, c.CLASSIFIER_SCALE),
         }).to(self.device)
         self.vaegans.to(self.device)
-        optim = build_optimizer(self.stage2, self.cfg.OPTIM)
         self.register_model("stage1", self.vaegans)
-        self.register_model("stage2", self.stage2, optim, build_lr_scheduler(optim, self.cfg.OPTIM))
+        self.register_model("stage2", self.stage2)  # its optimizer and schedule: before_train
         task = "retrieval" if self.retrieval else "classification"
         per_class = c.NUM_GENERATED if self.retrieval else c.NUM_GENERATED_CLS
         print(f"FLEX-CLIP ({task}): VAE-GAN on {modalities}, projection {c.PROJECTION}, generate {c.GENERATE} "
@@ -184,6 +182,7 @@ class FLEXCLIP(FeatureTrainer):
         """Stage 1 (skipped when resuming: its weights come from the checkpoint), generation,
         then the stage-2 loader over real + pseudo pairs."""
         image, text, labels = self.real_training_data()
+        self.build_stage2_optimizer(len(labels))
         super().before_train()
         if self.cfg.TRAINER.FLEXCLIP.GENERATE:
             if self.start_epoch == 0:
@@ -193,6 +192,16 @@ class FLEXCLIP(FeatureTrainer):
             image, text, labels = (torch.cat([r, p]) for r, p in zip((image, text, labels), pseudo))
         print(f"Stage 2 on {len(labels):,} pairs")
         self.train_loader_x = ShuffledBatches([image, text, labels], self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
+
+    def build_stage2_optimizer(self, num_real):
+        """Stage 2's optimizer and epoch schedule, over OPTIM.MAX_STEPS's epochs when set (counted
+        on the real + pseudo pairs it will see); built before a resume restores their state."""
+        c = self.cfg.TRAINER.FLEXCLIP
+        per_class = c.NUM_GENERATED if self.retrieval else c.NUM_GENERATED_CLS
+        pairs = num_real + (per_class * len(self.generation_targets()) if c.GENERATE else 0)
+        batches = batches_per_epoch(pairs, self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
+        self.max_epoch = self.budgeted_epochs(self.max_epoch, batches)
+        self.register_model("stage2", self.stage2, *self.epoch_schedule(self.stage2), replace=True)
 
     def forward_backward(self, batch):
         c = self.cfg.TRAINER.FLEXCLIP

@@ -143,7 +143,7 @@ def extend_cfg(cfg, trainers=None):
     cfg.TEST.RETRIEVAL_TOPK = 0  # retrieval: mAP@k over the top k; 0 = mAP@all
 
     # A step budget for the trainers that train in mini-batches over cached views (CMM, CLIPAdapter,
-    # TipAdapterF, CLAP, ZSLP; TrainerBase.budgeted_epochs): 0 = the recipe's epochs (the published default);
+    # TipAdapterF, CLAP, ZSLP, FLEXCLIP's stage 2; TrainerBase.budgeted_epochs): 0 = the recipe's epochs (the published default);
     # N > 0 = as many whole epochs as fit in N optimiser steps (at least one), schedule over those.
     cfg.OPTIM.MAX_STEPS = 0
 

@@ -81,7 +81,7 @@ class TrainerBase:
         if max_steps and not self.step_budget:
             raise ValueError(f"{type(self).__name__} has no step budget: OPTIM.MAX_STEPS must be 0 for it "
                              f"(got {max_steps}); it caps the mini-batch trainers on cached views "
-                             "(CMM, CLIPAdapter, TipAdapterF, CLAP, ZSLP)")
+                             "(CMM, CLIPAdapter, TipAdapterF, CLAP, ZSLP, FLEXCLIP's stage 2)")
 
     def budgeted_epochs(self, epochs, batches_per_epoch, source="OPTIM.MAX_EPOCH"):
         """``epochs`` (the recipe), or under OPTIM.MAX_STEPS as many whole epochs of
