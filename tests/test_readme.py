@@ -7,6 +7,7 @@ an entry in ``PLAN`` saying how the check treats it:
   train.py arguments) the entry gives the command with it filled in;
 - ``shrunk``: ``make demo`` runs as written on the demo's experiment cut to 16 shots (the whole
   demo, with its tables checked digit for digit, is ``pytest -m slow``: tests/test_real_size.py);
+  the scale benchmark runs with its options at 1/100 or 1/200 of ImageNet's size, on a few rows;
 - ``dry``: needs datasets or CLIP weights that are not here. The scripts run as written with
   ``PYTHON`` (and ``python`` on PATH) a stand-in that, for train.py, parses the command line,
   merges the dataset and method yaml files and the KEY VALUE pairs, checks the trainer and dataset
@@ -86,6 +87,13 @@ PLAN = {
         "run", None),
     "python scripts/results.py output/simulated_shift": ("run", None),
     "python scripts/cmm/ablation.py --variants full gda_init": ("run", None),
+    "python scripts/bench_scale.py --scale 1": (
+        "shrunk", "python scripts/bench_scale.py --scale 0.005 --trainers ZeroshotCLIP TipAdapter LinearProbe"),
+    "python scripts/bench_scale.py --scale 0.1": ("shrunk", "python scripts/bench_scale.py --scale 0.01 --trainers GDA"),
+    "python scripts/bench_scale.py --scale 1 --trainers CMM CMM-search CLIPAdapter CLAP ZSLP FLEXCLIP "
+    "--opts OPTIM.MAX_STEPS 2000": (
+        "shrunk", "python scripts/bench_scale.py --scale 0.005 --trainers CMM CLAP --opts OPTIM.MAX_STEPS 5"),
+    "VARIANT=steps2000 DATA=/data bash scripts/cmm/main.sh imagenet rn50 16 OPTIM.MAX_STEPS 2000": ("dry", None),
     "python extract_features.py --runs RUNS.json": ("run", "python extract_features.py --runs RUNS.json"),
     "python extract_features.py <train.py arguments>": ("run", f"python extract_features.py {SIM_ARGS}"),
     "torchrun --standalone --nproc_per_node N extract_features.py --runs RUNS.json": (
@@ -231,6 +239,12 @@ def check_outputs(repo, outputs):
     assert re.search(r"\| gda_init +\| \d", outputs["python scripts/cmm/ablation.py --variants full gda_init"])
     assert "simulated_shift" in outputs["python scripts/results.py output/simulated_shift"]
     assert "missing or failed" not in outputs["python scripts/results.py output/"]
+    bench = {line: out for line, out in outputs.items() if line.startswith("python scripts/bench_scale.py")}
+    for line, out in bench.items():
+        rows = line.split("--trainers ")[1].split(" --")[0].split()
+        printed = [r.split()[0] for r in out.splitlines() if re.match(r"\S+ +0\.0\d+ +\d", r)]
+        assert printed == rows and "failed" not in out and "timeout" not in out, f"{line}\n{out}"
+    assert "every row with OPTIM.MAX_STEPS 5" in "".join(bench.values())
     assert not (repo / "output/simulated/CMM/sim_16shots/seed1").exists()  # no second copy of a demo run
     dry = [out for line, out in outputs.items() if line.startswith("bash scripts/") and "dry run:" in out]
     assert len(dry) >= 9 and not (repo / "output" / "oxford_pets").exists()  # dry runs write nothing
