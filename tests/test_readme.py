@@ -243,7 +243,7 @@ def check_outputs(repo, outputs):
     for line, out in bench.items():
         rows = line.split("--trainers ")[1].split(" --")[0].split()
         printed = [r.split()[0] for r in out.splitlines() if re.match(r"\S+ +0\.0\d+ +\d", r)]
-        assert printed == rows and "failed" not in out and "timeout" not in out, f"{line}\n{out}"
+        assert printed == rows, f"{line}: every row must print figures (not failed / timeout)\n{out}"
     assert "every row with OPTIM.MAX_STEPS 5" in "".join(bench.values())
     assert not (repo / "output/simulated/CMM/sim_16shots/seed1").exists()  # no second copy of a demo run
     dry = [out for line, out in outputs.items() if line.startswith("bash scripts/") and "dry run:" in out]
