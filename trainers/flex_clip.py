@@ -87,9 +87,8 @@ class FLEXCLIP(FeatureTrainer):
         self.register_model("stage1", self.vaegans)
         self.register_model("stage2", self.stage2)  # its optimizer and schedule: before_train
         task = "retrieval" if self.retrieval else "classification"
-        per_class = c.NUM_GENERATED if self.retrieval else c.NUM_GENERATED_CLS
         print(f"FLEX-CLIP ({task}): VAE-GAN on {modalities}, projection {c.PROJECTION}, generate {c.GENERATE} "
-              f"({per_class} per class), align {c.ALIGN} x {c.ALIGN_WEIGHT}")
+              f"({self.pseudo_per_class()} per class), align {c.ALIGN} x {c.ALIGN_WEIGHT}")
 
     def selection_protocol(self):
         """Strict: the task's CHOSEN_ON_VAL keys that keep their default were chosen on the few-shot
@@ -166,13 +165,17 @@ class FLEXCLIP(FeatureTrainer):
         fit_vaegan(self.vaegans, sample_batch, c.STAGE1_STEPS, optimizers, settings)
         self.vaegans.eval()
 
-    def pseudo_pairs(self):
-        """NUM_GENERATED pseudo ``(image, text, labels)`` per generation class; a text-less
-        stage 1 (classification) pairs each pseudo image with its class prompt."""
+    def pseudo_per_class(self):
+        """Pseudo pairs generated per class: NUM_GENERATED (retrieval) or NUM_GENERATED_CLS."""
         c = self.cfg.TRAINER.FLEXCLIP
+        return c.NUM_GENERATED if self.retrieval else c.NUM_GENERATED_CLS
+
+    def pseudo_pairs(self):
+        """``pseudo_per_class`` pseudo ``(image, text, labels)`` per generation class; a text-less
+        stage 1 (classification) pairs each pseudo image with its class prompt."""
         generator = torch.Generator().manual_seed(stable_seed(self.cfg.SEED, "flexclip-pseudo"))
-        per_class = c.NUM_GENERATED if self.retrieval else c.NUM_GENERATED_CLS
-        feats, labels = generate(self.vaegans, self.class_embeddings, self.generation_targets(), per_class, generator)
+        feats, labels = generate(self.vaegans, self.class_embeddings, self.generation_targets(),
+                                 self.pseudo_per_class(), generator)
         labels = labels.to(self.device)
         text = feats["text"] if "text" in feats else self.class_embeddings[labels]
         return feats["image"], text, labels
@@ -196,9 +199,8 @@ class FLEXCLIP(FeatureTrainer):
     def build_stage2_optimizer(self, num_real):
         """Stage 2's optimizer and epoch schedule, over OPTIM.MAX_STEPS's epochs when set (counted
         on the real + pseudo pairs it will see); built before a resume restores their state."""
-        c = self.cfg.TRAINER.FLEXCLIP
-        per_class = c.NUM_GENERATED if self.retrieval else c.NUM_GENERATED_CLS
-        pairs = num_real + (per_class * len(self.generation_targets()) if c.GENERATE else 0)
+        generated = self.pseudo_per_class() * len(self.generation_targets())
+        pairs = num_real + (generated if self.cfg.TRAINER.FLEXCLIP.GENERATE else 0)
         batches = batches_per_epoch(pairs, self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
         self.max_epoch = self.budgeted_epochs(self.max_epoch, batches)
         self.register_model("stage2", self.stage2, *self.epoch_schedule(self.stage2), replace=True)
