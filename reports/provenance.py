@@ -84,7 +84,8 @@ class CellProvenance:
         """``published, strict``; several values joined by ``+`` (seeds that differ); seeds
         without a record counted as ``n without record``; a step budget named."""
         parts = [f"{'+'.join(self.origins)}, {'+'.join(self.protocols)}"] if self.origins else []
-        parts += [f"budget {b}" if b else "recipe epochs" for b in self.budgets if any(self.budgets)]
+        if any(self.budgets):
+            parts += [f"budget {b}" if b else "recipe epochs" for b in self.budgets]
         if self.unknown:
             parts.append(f"{self.unknown} without record")
         return "; ".join(parts)
