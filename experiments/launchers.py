@@ -11,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from experiments.runner import run_if_needed
@@ -48,8 +49,11 @@ def execute_batch(tasks):
 
 
 def init_worker(threads, gpus):
-    """Share the cores between the workers and give each its own GPU (if any)."""
+    """Share the cores between the workers (torch's threads and numpy's BLAS / OpenMP pools: two
+    workers each running OpenBLAS on every core slow each other's small products many-fold) and
+    give each its own GPU (if any)."""
     torch.set_num_threads(threads)
+    threadpool_limits(limits=threads)
     if gpus is not None and not gpus.empty():
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus.get())
 

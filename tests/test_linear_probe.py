@@ -12,6 +12,7 @@ import torch
 from scipy.optimize import minimize
 from scipy.special import logsumexp
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from conftest import RESULT_BLOCK, ROOT, coop_parse, read_log, run_train, tiny_args
 from methods.linear_probe import coop_c_search, fit_logistic_regression, linear_weights, lpclip_val_indices
@@ -327,3 +328,27 @@ def test_warm_start_option_keeps_the_chosen_c_and_accuracy_on_the_simulated_benc
     assert runs[True].test() == pytest.approx(runs[False].test(), abs=1.0)
     assert "warm-started from the nearest fitted C" in read_log(tmp_path / "True")
     assert "each from zero" in read_log(tmp_path / "False")
+
+
+@pytest.mark.parametrize("setting, expected", [("1", [1]), ("0", [2])])
+def test_the_c_search_runs_on_num_threads_blas_threads(tmp_path, monkeypatch, setting, expected):
+    """NUM_THREADS 1 (default) fits on one BLAS / OpenMP thread whatever the caller set (here 2),
+    so the fits cannot change with the machine's cores; 0 leaves the caller's setting."""
+    import trainers.linear_probe as trainer_module
+
+    seen = []
+
+    def recording_fit(*args, **kwargs):
+        seen.append(threadpool_info_threads())
+        return fit_logistic_regression(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "fit_logistic_regression", recording_fit)
+    with threadpool_limits(limits=2):
+        run_train(sim_args(tmp_path / "lp", "LinearProbe", SHOTS, "TRAINER.LINEARPROBE.NUM_THREADS", setting))
+        after = threadpool_info_threads()
+    assert sorted(set(seen)) == expected and after == 2  # the caller's setting is restored
+
+
+def threadpool_info_threads():
+    """The thread count of the BLAS pool numpy uses."""
+    return next(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")

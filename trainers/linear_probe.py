@@ -24,6 +24,8 @@ C), but lbfgs stops within its tolerance of the optimum, or at MAX_ITER,
 from wherever it starts: a warm-started fit can differ from CoOp's in the last digits, and so
 can a prediction near a decision boundary, the val accuracy and the chosen C. It is therefore an
 option, off for the published rows; tests/test_fast_paths.py checks a small case where the two agree.
+The search runs on TRAINER.LINEARPROBE.NUM_THREADS threads (default 1: ``features.threads``), so
+its fits, and the C it chooses, do not change with the machine's core count.
 The fitted weights live in a registered module, so the run is checkpointed and ``--eval-only
 --model-dir`` reloads it, on a subset of classes too.
 """
@@ -46,6 +48,7 @@ from methods.linear_probe import (
 from .core.registry import TRAINER_REGISTRY
 from .features.feature_trainer import FeatureTrainer, LabeledFeatures
 from .features.search import SPLIT_NAMES, selection_features
+from .features.threads import fixed_threads
 
 # TRAINER.LINEARPROBE.PROTOCOL -> (the split C is chosen on, its name in selection_protocol())
 PROTOCOLS = {"strict": ("val", SPLIT_NAMES["val"]), "lpclip": ("full_val", "lpclip_val")}
@@ -109,7 +112,7 @@ class LinearProbe(FeatureTrainer):
             fits[c] = fit_logistic_regression(x_train, y_train, c, node.MAX_ITER, init=init)
             return fits[c]
 
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, fixed_threads(node.NUM_THREADS):
             warnings.simplefilter("always")
             self.chosen_c, val_acc = coop_c_search(lambda c: accuracy(fit(c), x_val, y_val),
                                                    self.c_grid, node.NUM_STEP, on=on)
