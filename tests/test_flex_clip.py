@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from conftest import ROOT, read_log, run_train, tiny_args
 from datasets.simulated_pairs import SimulatedPairFeatures
-from methods.flex_clip import GatedProjection, alignment_loss, gradient_penalty
+from methods.flex_clip import GatedProjection, alignment_loss, class_alignment_loss, gradient_penalty
 from pair_layouts import pascal_sentence
 
 SIM_CFG = ROOT / "configs/trainers/FLEXCLIP/sim.yaml"
@@ -129,6 +129,27 @@ def test_classification_row_beats_zero_shot(tmp_path):
     zero_shot = run_train(pairs_args(tmp_path / "zs", trainer="ZeroshotCLIP", dataset="simulated")).test()
     flex = run_train(pairs_args(tmp_path / "flex", dataset="simulated")).test()
     assert flex > zero_shot + 20.0  # observed (seed 1): 84.3 vs 53.4
+
+
+def test_classification_step_projects_each_class_prompt_once_for_the_same_loss(tmp_path):
+    """Stage 2 (classification) projects the class prompts once per step and indexes each image's
+    text from them: the loss is the one of projecting every image's prompt as its own text row."""
+    trainer = run_train(pairs_args(tmp_path / "flex", "TRAINER.FLEXCLIP.GENERATE", "False", dataset="simulated",
+                                   flags=["--no-train"]))
+    image, text, labels = trainer.real_training_data()
+    assert text is None  # the loader carries no per-image copy of the prompts
+    image, labels = image[:64], labels[:64]
+    c, stage2 = trainer.cfg.TRAINER.FLEXCLIP, trainer.stage2
+    with torch.no_grad():
+        f_image, f_text = stage2["image"](image), stage2["text"](trainer.class_embeddings[labels])
+        ce = F.cross_entropy(stage2["classifier"](f_image), labels) + \
+            F.cross_entropy(stage2["classifier"](f_text), labels)
+        align = class_alignment_loss(f_image, stage2["text"](trainer.class_embeddings), labels, c.TEMPERATURE)
+    trainer.build_stage2_optimizer(len(labels))
+    losses = trainer.forward_backward((image, labels))
+    assert losses["ce"] == pytest.approx(ce.item(), rel=1e-5)
+    assert losses["align"] == pytest.approx(align.item(), rel=1e-5)
+    assert losses["loss"] == pytest.approx((ce + c.ALIGN_WEIGHT * align).item(), rel=1e-5)
 
 
 def test_end_to_end_image_text_retrieval_with_the_tiny_model(tiny_clip, tmp_path):

@@ -20,8 +20,6 @@ threads (default 1; the models are small MLPs, so threads gain little), which ma
 bit-identical whatever ``torch.set_num_threads`` / OMP_NUM_THREADS / the launcher's core split
 says. Another vector ISA (AVX2 vs AVX-512 kernels) still rounds differently: README, FLEX-CLIP.
 """
-from contextlib import contextmanager
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -44,20 +42,7 @@ from .core.registry import TRAINER_REGISTRY
 from .core.trainer_nodes import flex_clip_node
 from .features.feature_trainer import FeatureTrainer, ShuffledBatches, batches_per_epoch
 from .features.templates import templates_for
-
-
-@contextmanager
-def intra_op_threads(count):
-    """Run the block under ``count`` torch intra-op threads (0: leave the setting), then restore it."""
-    if count <= 0:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+from .features.threads import fixed_threads
 
 
 @TRAINER_REGISTRY.register()
@@ -104,30 +89,28 @@ class FLEXCLIP(FeatureTrainer):
 
     # --- the numerically sensitive part, under a fixed thread count ------------------------------
     def train(self):
-        with intra_op_threads(self.cfg.TRAINER.FLEXCLIP.NUM_THREADS):
+        with fixed_threads(self.cfg.TRAINER.FLEXCLIP.NUM_THREADS):
             super().train()
 
     def test(self, split=None):
-        with intra_op_threads(self.cfg.TRAINER.FLEXCLIP.NUM_THREADS):
+        with fixed_threads(self.cfg.TRAINER.FLEXCLIP.NUM_THREADS):
             return super().test(split)
 
     # --- training data ------------------------------------------------------------------------
     def real_training_data(self):
         """``(image, text, labels)`` of what training may read: the source pairs and the X-shot
-        target pairs (retrieval), or the few-shot images under every cached view with their
-        class prompt as text (classification)."""
-        if self.retrieval:
-            items = self.dataset.train_x
-            image = self.features.image_features(items, "train")
-            text = self.features.pair_text_features(items, "train")
-            labels = self.labels_of(items)
-        else:
+        target pairs (retrieval), or the few-shot images under every cached view (classification:
+        text None, each image's text is its class prompt, which stage 2 projects once per step)."""
+        if not self.retrieval:
             views = self.train_views()
             image = views.features.flatten(0, 1)
             labels = views.labels.repeat(views.features.shape[0])
-            text = self.class_embeddings.cpu()[labels]
+            return F.normalize(image, dim=-1).to(self.device), None, labels.to(self.device)
+        items = self.dataset.train_x
+        image = self.features.image_features(items, "train")
+        text = self.features.pair_text_features(items, "train")
         return F.normalize(image, dim=-1).to(self.device), F.normalize(text, dim=-1).to(self.device), \
-            labels.to(self.device)
+            self.labels_of(items).to(self.device)
 
     def feature_splits(self):
         """Retrieval trains on the train pairs' image features and texts."""
@@ -171,14 +154,13 @@ class FLEXCLIP(FeatureTrainer):
         return c.NUM_GENERATED if self.retrieval else c.NUM_GENERATED_CLS
 
     def pseudo_pairs(self):
-        """``pseudo_per_class`` pseudo ``(image, text, labels)`` per generation class; a text-less
-        stage 1 (classification) pairs each pseudo image with its class prompt."""
+        """``pseudo_per_class`` pseudo ``(image, text, labels)`` per generation class; text is None
+        after a text-less stage 1 (classification: the class prompt is the text)."""
         generator = torch.Generator().manual_seed(stable_seed(self.cfg.SEED, "flexclip-pseudo"))
         feats, labels = generate(self.vaegans, self.class_embeddings, self.generation_targets(),
                                  self.pseudo_per_class(), generator)
         labels = labels.to(self.device)
-        text = feats["text"] if "text" in feats else self.class_embeddings[labels]
-        return feats["image"], text, labels
+        return feats["image"], feats.get("text"), labels
 
     # --- stage 2 (Dassl's loop) -----------------------------------------------------------------
     def before_train(self):
@@ -192,9 +174,10 @@ class FLEXCLIP(FeatureTrainer):
                 self.fit_stage1(image, text, labels)
             pseudo = self.pseudo_pairs()
             print(f"Generated {len(pseudo[2]):,} pseudo pairs for {len(self.generation_targets())} classes")
-            image, text, labels = (torch.cat([r, p]) for r, p in zip((image, text, labels), pseudo))
+            image, text, labels = (r if r is None else torch.cat([r, p]) for r, p in zip((image, text, labels), pseudo))
         print(f"Stage 2 on {len(labels):,} pairs")
-        self.train_loader_x = ShuffledBatches([image, text, labels], self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
+        columns = [image, labels] if text is None else [image, labels, text]
+        self.train_loader_x = ShuffledBatches(columns, self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
 
     def build_stage2_optimizer(self, num_real):
         """Stage 2's optimizer and epoch schedule, over OPTIM.MAX_STEPS's epochs when set (counted
@@ -207,15 +190,18 @@ class FLEXCLIP(FeatureTrainer):
 
     def forward_backward(self, batch):
         c = self.cfg.TRAINER.FLEXCLIP
-        image, text, labels = batch
-        f_image, f_text = self.stage2["image"](image), self.stage2["text"](text)
+        image, labels = batch[:2]
+        f_image = self.stage2["image"](image)
+        if self.retrieval:
+            f_text = self.stage2["text"](batch[2])
+        else:  # every text is its class prompt: project the prompts once, index each image's
+            f_classes = self.stage2["text"](self.class_embeddings)
+            f_text = f_classes.index_select(0, labels)
         classify = self.stage2["classifier"]
         logits = classify(f_image)
         ce = F.cross_entropy(logits, labels) + F.cross_entropy(classify(f_text), labels)
-        if self.retrieval:
-            align = alignment_loss(f_image, f_text, labels, c.ALIGN, c.TEMPERATURE)
-        else:
-            align = class_alignment_loss(f_image, self.stage2["text"](self.class_embeddings), labels, c.TEMPERATURE)
+        align = (alignment_loss(f_image, f_text, labels, c.ALIGN, c.TEMPERATURE) if self.retrieval
+                 else class_alignment_loss(f_image, f_classes, labels, c.TEMPERATURE))
         loss = ce + c.ALIGN_WEIGHT * align
         self.model_backward_and_update(loss, names=["stage2"])
         return {"loss": loss.item(), "ce": ce.item(), "align": align.item(), "acc": batch_accuracy(logits, labels)}
