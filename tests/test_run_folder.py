@@ -8,7 +8,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import ROOT, coop_parse, read_log, run_train
 from trainers.core.config import get_cfg_default, merge_file
-from trainers.core.environment import git_commit
+from trainers.core.environment import collect_env_info, git_commit
 
 BATCHES, EPOCHS = 4, 2  # 2 shots x 32 classes in batches of 16, two epochs
 
@@ -104,6 +104,22 @@ def test_log_starts_with_the_environment(tmp_path):
     following = lines[lines.index("") + 1:]
     assert following[0] == "Setting fixed seed: 1" and following[1:4] == ["*" * 15, "** Arguments **", "*" * 15]
     assert "Collecting env info ..." in lines and "** System info **" in lines
+
+
+def test_system_info_is_collected_once_per_process_and_written_into_every_log(tmp_path, monkeypatch):
+    """torch's collect_env runs pip and nvidia-smi (a third of a zero-shot run): a launcher's
+    worker collects it for its first run and writes the same report into the next runs' logs."""
+    import torch.utils.collect_env
+
+    calls = []
+    monkeypatch.setattr(torch.utils.collect_env, "get_pretty_env_info", lambda: calls.append(1) or "REPORT 1")
+    collect_env_info.cache_clear()
+    for name in ("a", "b"):
+        run_train(sim_args(tmp_path / name, trainer="ZeroshotCLIP"))
+    collect_env_info.cache_clear()  # later tests collect the real report
+    assert len(calls) == 1
+    for name in ("a", "b"):
+        assert "** System info **\nREPORT 1\n        Pillow (" in read_log(tmp_path / name)
 
 
 def test_git_commit_marks_changes_and_never_fails(tmp_path, monkeypatch):
