@@ -93,6 +93,9 @@ PLAN = {
     "python scripts/bench_scale.py --scale 1 --trainers CMM CMM-search CLIPAdapter CLAP ZSLP FLEXCLIP "
     "--opts OPTIM.MAX_STEPS 2000": (
         "shrunk", "python scripts/bench_scale.py --scale 0.005 --trainers CMM CLAP --opts OPTIM.MAX_STEPS 5"),
+    "python scripts/bench_scale.py --scale 1 --trainers FLEXCLIP CMM-search --opts OPTIM.MAX_STEPS 2000": (
+        "shrunk", "python scripts/bench_scale.py --scale 0.005 --trainers FLEXCLIP --opts OPTIM.MAX_STEPS 5 "
+                  "TRAINER.FLEXCLIP.NUM_THREADS 0"),
     "VARIANT=steps2000 DATA=/data bash scripts/cmm/main.sh imagenet rn50 16 OPTIM.MAX_STEPS 2000": ("dry", None),
     "python extract_features.py --runs RUNS.json": ("run", "python extract_features.py --runs RUNS.json"),
     "python extract_features.py <train.py arguments>": ("run", f"python extract_features.py {SIM_ARGS}"),
