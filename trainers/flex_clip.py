@@ -101,16 +101,16 @@ class FLEXCLIP(FeatureTrainer):
         """``(image, text, labels)`` of what training may read: the source pairs and the X-shot
         target pairs (retrieval), or the few-shot images under every cached view (classification:
         text None, each image's text is its class prompt, which stage 2 projects once per step)."""
-        if not self.retrieval:
+        if self.retrieval:
+            items = self.dataset.train_x
+            image = self.features.image_features(items, "train")
+            text = F.normalize(self.features.pair_text_features(items, "train"), dim=-1).to(self.device)
+            labels = self.labels_of(items)
+        else:
             views = self.train_views()
-            image = views.features.flatten(0, 1)
+            image, text = views.features.flatten(0, 1), None
             labels = views.labels.repeat(views.features.shape[0])
-            return F.normalize(image, dim=-1).to(self.device), None, labels.to(self.device)
-        items = self.dataset.train_x
-        image = self.features.image_features(items, "train")
-        text = self.features.pair_text_features(items, "train")
-        return F.normalize(image, dim=-1).to(self.device), F.normalize(text, dim=-1).to(self.device), \
-            self.labels_of(items).to(self.device)
+        return F.normalize(image, dim=-1).to(self.device), text, labels.to(self.device)
 
     def feature_splits(self):
         """Retrieval trains on the train pairs' image features and texts."""
